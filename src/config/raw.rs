@@ -1,0 +1,264 @@
+//! The TOML file as written by a person, before any validation.
+//!
+//! Field names follow IIS vocabulary in snake_case so an IIS administrator recognises every key.
+//! Everything here is plain data: files are not read and nothing is checked beyond TOML types and
+//! unknown keys (`deny_unknown_fields`), so that [`super::load`] can report every problem at once
+//! with its key path. The same types are serialised by `certgate import-iis`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Listeners and process-wide limits.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Names of the identity headers sent to backends.
+    #[serde(default, skip_serializing_if = "RawHeaders::is_default")]
+    pub headers: RawHeaders,
+    /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
+    #[serde(default, rename = "site")]
+    pub sites: Vec<RawSite>,
+}
+
+/// `[server]`: where certgate listens and how long it waits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// HTTPS listeners (`"127.0.0.1:8443"`, `"[::]:443"`); SNI picks the site.
+    #[serde(default)]
+    pub listen: Vec<String>,
+    /// Plain-HTTP admin listener for `/healthz`; keep it on loopback or a private network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<String>,
+    /// Site used for clients that send no SNI (IP-literal URLs). Defaults to the first site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_site: Option<String>,
+    /// Whole TLS handshake, from TCP accept to Finished. Default 10s.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<Duration>,
+    /// Time a client has to send complete request headers (slowloris guard). Default 30s.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<Duration>,
+    /// Connecting to a backend; failure answers 502. Default 5s.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub backend_connect_timeout: Option<Duration>,
+    /// Waiting for a backend's response headers; expiry answers 504. Default 60s.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub backend_response_timeout: Option<Duration>,
+}
+
+/// `[headers]`: identity header names. An empty string stops that header from being sent; every
+/// configured name and every default name is still stripped from incoming requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// Mapped user name. Default `X-Remote-User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_user: Option<String>,
+    /// Subject DN. Default `X-Client-Cert-Subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Issuer DN. Default `X-Client-Cert-Issuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Serial number, uppercase hex. Default `X-Client-Cert-Serial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// SHA-1 thumbprint, uppercase hex. Default `X-Client-Cert-Thumbprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+    /// Base64 DER, as IIS ARR forwards it. Default `X-ARR-ClientCert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arr_client_cert: Option<String>,
+    /// RFC 9440 byte sequence. Default `Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+}
+
+impl RawHeaders {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `[[site]]`: one IIS site with its https binding.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSite {
+    /// IIS site name, used in logs and `<location path="Site/...">` imports.
+    pub name: String,
+    /// SNI and Host names of this site; `*.example.test` matches one label.
+    #[serde(default)]
+    pub host_names: Vec<String>,
+    /// PEM certificate chain, leaf first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// PKCS#12 file with key and chain, instead of `certificate` + `private_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfx: Option<String>,
+    /// Environment variable holding the PFX password (never inline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfx_password_env: Option<String>,
+    /// Trust anchors for client certificates (IIS: Trusted Root store), PEM or DER files.
+    #[serde(default)]
+    pub client_ca: Vec<String>,
+    /// Certificate revocation lists, PEM or DER.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crl: Vec<String>,
+    /// Which certificates need revocation status: `"chain"` (default) or `"end_entity"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_check: Option<String>,
+    /// Accept certificates whose issuer has no loaded CRL. Default false (403.13, as IIS does
+    /// when it cannot obtain a CRL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_unknown_revocation_status: Option<bool>,
+    /// Accept CRLs past their nextUpdate. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_expired_crl: Option<bool>,
+    /// IIS `access@sslFlags`: `"Ssl"`, `"Ssl, SslNegotiateCert"`, `"Ssl, SslNegotiateCert,
+    /// SslRequireCert"`. Default `"Ssl"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_flags: Option<String>,
+    /// IIS `anonymousAuthentication@enabled`. Default false (fail closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_authentication: Option<bool>,
+    /// Where certificate problems are reported: `"http"` (default, IIS 403.x pages) or `"tls"`
+    /// (the handshake fails with an alert).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_errors: Option<String>,
+    /// Backend base URL, `http://` or `https://`.
+    #[serde(default)]
+    pub backend: String,
+    /// Trust anchors for an `https://` backend; system roots when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_ca: Vec<String>,
+    /// Send the client's Host to the backend (default true), or the backend's authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preserve_host: Option<bool>,
+    /// IIS `iisClientCertificateMappingAuthentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iis_client_certificate_mapping_authentication: Option<RawIisMapping>,
+    /// IIS `<location path="Site/sub">` blocks.
+    #[serde(default, rename = "location", skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<RawLocation>,
+}
+
+/// `[site.iis_client_certificate_mapping_authentication]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIisMapping {
+    /// Turns the mapper on for this scope. Default false, as in IIS.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Default true, as in IIS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_to_one_certificate_mappings_enabled: Option<bool>,
+    /// Default true, as in IIS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub many_to_one_certificate_mappings_enabled: Option<bool>,
+    /// Domain applied to bare user names (IIS `defaultLogonDomain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_logon_domain: Option<String>,
+    /// IIS `logonMethod`; accepted for fidelity, recorded, not used by an LDAP check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logon_method: Option<String>,
+    /// `<oneToOneMappings>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub one_to_one_mappings: Vec<RawOneToOne>,
+    /// `<manyToOneMappings>`, in priority (file) order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub many_to_one_mappings: Vec<RawManyToOne>,
+}
+
+/// `<oneToOneMappings><add>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOneToOne {
+    /// Windows account the certificate maps to.
+    #[serde(default)]
+    pub user_name: String,
+    /// Base64 DER (IIS form), or PEM pasted as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// A PEM or DER file instead of `certificate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<String>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Environment variable holding the account password (IIS mapping `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// File holding the account password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+}
+
+/// `<manyToOneMappings><add>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManyToOne {
+    /// Unique name of the mapping.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `"Allow"` (default) or `"Deny"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    /// Windows account matching certificates map to.
+    #[serde(default)]
+    pub user_name: String,
+    /// Environment variable holding the account password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// File holding the account password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// All must match (AND).
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// `<rules><add>`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// `"Subject"` or `"Issuer"`.
+    pub certificate_field: String,
+    /// `CN`, `OU`, `O`, `L`, `S`, `C`, `E`, `DC`, ... or a dotted OID.
+    pub certificate_sub_field: String,
+    /// The value; `*` matches any run of characters.
+    pub match_criteria: String,
+    /// Default true, as in IIS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_case_sensitive: Option<bool>,
+}
+
+/// `[[site.location]]`: settings for a path and everything below it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocation {
+    /// URL path below the site, e.g. `"/public"`; matched by whole segments, case-insensitively.
+    pub path: String,
+    /// Overrides the enclosing scope's `ssl_flags`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_flags: Option<String>,
+    /// Overrides the enclosing scope's `anonymous_authentication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_authentication: Option<bool>,
+    /// Overrides the enclosing scope's mapper section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iis_client_certificate_mapping_authentication: Option<RawIisMapping>,
+}
