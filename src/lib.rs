@@ -9,3 +9,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod iis;
+pub mod mapping;
+pub mod proxy;
+pub mod tls;

@@ -38,16 +38,32 @@ pub struct RawServer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_site: Option<String>,
     /// Whole TLS handshake, from TCP accept to Finished. Default 10s.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub handshake_timeout: Option<Duration>,
     /// Time a client has to send complete request headers (slowloris guard). Default 30s.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub header_read_timeout: Option<Duration>,
     /// Connecting to a backend; failure answers 502. Default 5s.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backend_connect_timeout: Option<Duration>,
     /// Waiting for a backend's response headers; expiry answers 504. Default 60s.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backend_response_timeout: Option<Duration>,
 }
 

@@ -209,15 +209,29 @@ mod tests {
 
     #[test]
     fn decodes_string_types() {
-        assert_eq!(decode_directory_string(Tag::BmpString, &[0, b'A', 0x00, 0xE9]), "Aé");
-        assert_eq!(decode_directory_string(Tag::TeletexString, &[b'M', 0xFC]), "Mü");
+        assert_eq!(
+            decode_directory_string(Tag::BmpString, &[0, b'A', 0x00, 0xE9]),
+            "Aé"
+        );
+        assert_eq!(
+            decode_directory_string(Tag::TeletexString, &[b'M', 0xFC]),
+            "Mü"
+        );
         assert_eq!(
             decode_directory_string(Tag::UniversalString, &[0, 0, 0, b'Z']),
             "Z"
         );
-        assert_eq!(decode_directory_string(Tag::Utf8String, "Zoë".as_bytes()), "Zoë");
+        assert_eq!(
+            decode_directory_string(Tag::Utf8String, "Zoë".as_bytes()),
+            "Zoë"
+        );
         // An odd-length BMPString must not panic.
-        assert_eq!(decode_directory_string(Tag::BmpString, &[0]).chars().count(), 1);
+        assert_eq!(
+            decode_directory_string(Tag::BmpString, &[0])
+                .chars()
+                .count(),
+            1
+        );
     }
 
     #[test]

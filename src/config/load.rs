@@ -1,0 +1,806 @@
+//! Turns [`RawConfig`] into [`Runtime`], collecting every error with its key path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::raw::{RawConfig, RawIisMapping, RawLocation, RawOneToOne, RawSite};
+use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
+use crate::identity::sha256;
+use crate::iis::SslFlags;
+use crate::mapping::one_to_one::{OneToOneIndex, decode_certificate_text};
+use crate::mapping::{MappedUser, Mapper, MappingKind};
+use crate::proxy::headers::IdentityHeaders;
+use crate::proxy::path::{canonical_location, in_location};
+use crate::proxy::upstream::Backend;
+use crate::tls::client_auth::{ClientAuth, ErrorReporting, RevocationPolicy};
+use crate::tls::server::{ResumptionKeys, server_config};
+
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_BACKEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
+
+pub(super) struct Loader<'a> {
+    file: PathBuf,
+    base: PathBuf,
+    resumption: &'a ResumptionKeys,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Loader<'a> {
+    pub(super) fn new(file: &Path, resumption: &'a ResumptionKeys) -> Self {
+        let base = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self {
+            file: file.to_owned(),
+            base,
+            resumption,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn warn(&mut self, key: &str, message: impl AsRef<str>) {
+        self.warnings.push(format!(
+            "{}: {key}: {}",
+            self.file.display(),
+            message.as_ref()
+        ));
+    }
+
+    pub(super) fn load(mut self, text: &str) -> Result<Runtime, ConfigErrors> {
+        let raw = self.parse(text)?;
+        let runtime = self.build(&raw);
+        match runtime {
+            Some(runtime) if self.errors.is_empty() => Ok(runtime),
+            _ => Err(ConfigErrors(self.errors)),
+        }
+    }
+
+    fn parse(&mut self, text: &str) -> Result<RawConfig, ConfigErrors> {
+        let position = |offset: Option<usize>| -> String {
+            offset
+                .map(|o| {
+                    let before = &text[..o.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!(" (line {line}, column {column})")
+                })
+                .unwrap_or_default()
+        };
+        let result = toml::Deserializer::parse(text)
+            .map_err(|e| (String::new(), e))
+            .and_then(|de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    let key = e.path().to_string();
+                    (if key == "." { String::new() } else { key }, e.into_inner())
+                })
+            });
+        result.map_err(|(key, err)| {
+            let at = position(err.span().map(|s| s.start));
+            ConfigErrors(vec![ConfigError {
+                file: self.file.clone(),
+                key,
+                reason: format!("{}{at}", err.message().trim_end()),
+            }])
+        })
+    }
+
+    fn build(&mut self, raw: &RawConfig) -> Option<Runtime> {
+        let server = self.server(raw);
+        let headers = match IdentityHeaders::from_raw(&raw.headers) {
+            Ok(h) => Some(h),
+            Err(errors) => {
+                for (key, reason) in errors {
+                    self.error(key, reason);
+                }
+                None
+            }
+        };
+        let connect_timeout = raw
+            .server
+            .backend_connect_timeout
+            .unwrap_or(DEFAULT_BACKEND_CONNECT_TIMEOUT);
+        let response_timeout = raw
+            .server
+            .backend_response_timeout
+            .unwrap_or(DEFAULT_BACKEND_RESPONSE_TIMEOUT);
+
+        if raw.sites.is_empty() {
+            self.error(
+                "site",
+                "no [[site]] is configured; certgate needs at least one",
+            );
+        }
+        let mut sites = Vec::new();
+        let mut exact_names: HashMap<String, usize> = HashMap::new();
+        let mut wildcard_names: HashMap<String, usize> = HashMap::new();
+        let mut catch_all = None;
+        let mut seen_names: HashMap<String, usize> = HashMap::new();
+        for (i, site) in raw.sites.iter().enumerate() {
+            let key = format!("site[{i}]");
+            if site.name.trim().is_empty() {
+                self.error(format!("{key}.name"), "a site needs a name");
+            } else if let Some(first) = seen_names.insert(site.name.to_lowercase(), i) {
+                self.error(
+                    format!("{key}.name"),
+                    format!("site name `{}` is already used by site[{first}]", site.name),
+                );
+            }
+            self.host_names(
+                i,
+                site,
+                &mut exact_names,
+                &mut wildcard_names,
+                &mut catch_all,
+            );
+            if let Some(built) = self.site(i, site, connect_timeout, response_timeout) {
+                sites.push(Arc::new(built));
+            }
+        }
+        let default_site = match &raw.server.default_site {
+            None => 0,
+            Some(name) => match raw.sites.iter().position(|s| &s.name == name) {
+                Some(i) => i,
+                None => {
+                    self.error(
+                        "server.default_site",
+                        format!("no [[site]] is named `{name}`"),
+                    );
+                    0
+                }
+            },
+        };
+        let (server, headers) = (server?, headers?);
+        if sites.len() != raw.sites.len() {
+            return None;
+        }
+        Some(Runtime {
+            source: self.file.clone(),
+            server,
+            headers: Arc::new(headers),
+            sites,
+            warnings: std::mem::take(&mut self.warnings),
+            exact_names,
+            wildcard_names,
+            catch_all,
+            default_site,
+        })
+    }
+
+    fn server(&mut self, raw: &RawConfig) -> Option<ServerSettings> {
+        let mut listen = Vec::new();
+        if raw.server.listen.is_empty() {
+            self.error(
+                "server.listen",
+                "no HTTPS listener; add e.g. listen = [\"0.0.0.0:443\"]",
+            );
+        }
+        for (i, addr) in raw.server.listen.iter().enumerate() {
+            match addr.parse::<SocketAddr>() {
+                Ok(a) => listen.push(a),
+                Err(_) => self.error(
+                    format!("server.listen[{i}]"),
+                    format!("`{addr}` is not an IP:port address (e.g. \"0.0.0.0:443\")"),
+                ),
+            }
+        }
+        let admin_listen = match &raw.server.admin_listen {
+            None => None,
+            Some(addr) => match addr.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.error(
+                        "server.admin_listen",
+                        format!("`{addr}` is not an IP:port address (e.g. \"127.0.0.1:9090\")"),
+                    );
+                    None
+                }
+            },
+        };
+        let errors_before = self.errors.len();
+        for (key, value) in [
+            ("handshake_timeout", raw.server.handshake_timeout),
+            ("header_read_timeout", raw.server.header_read_timeout),
+            (
+                "backend_connect_timeout",
+                raw.server.backend_connect_timeout,
+            ),
+            (
+                "backend_response_timeout",
+                raw.server.backend_response_timeout,
+            ),
+        ] {
+            if value == Some(Duration::ZERO) {
+                self.error(format!("server.{key}"), "must be greater than zero");
+            }
+        }
+        (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
+            ServerSettings {
+                listen,
+                admin_listen,
+                handshake_timeout: raw
+                    .server
+                    .handshake_timeout
+                    .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+                header_read_timeout: raw
+                    .server
+                    .header_read_timeout
+                    .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+            }
+        })
+    }
+
+    fn host_names(
+        &mut self,
+        i: usize,
+        site: &RawSite,
+        exact: &mut HashMap<String, usize>,
+        wildcard: &mut HashMap<String, usize>,
+        catch_all: &mut Option<usize>,
+    ) {
+        if site.host_names.is_empty() {
+            match catch_all {
+                Some(other) => self.error(
+                    format!("site[{i}].host_names"),
+                    format!(
+                        "site[{other}] already serves every name not claimed by another site; \
+                         give one of them host_names"
+                    ),
+                ),
+                None => *catch_all = Some(i),
+            }
+            return;
+        }
+        for (j, name) in site.host_names.iter().enumerate() {
+            let key = format!("site[{i}].host_names[{j}]");
+            let lower = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            let (table, label) = match lower.strip_prefix("*.") {
+                Some(rest) => (&mut *wildcard, rest.to_owned()),
+                None => (&mut *exact, lower.clone()),
+            };
+            let valid = !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
+                && !label.contains("..");
+            if !valid {
+                self.error(key, format!("`{name}` is not a host name"));
+                continue;
+            }
+            if let Some(other) = table.insert(label, i) {
+                if other == i {
+                    self.error(key, format!("`{name}` is listed twice"));
+                } else {
+                    self.error(
+                        key,
+                        format!(
+                            "`{name}` is already claimed by site[{other}]; SNI must pick one site"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// A file name that is not an `import-iis` placeholder.
+    fn file_value(&mut self, key: &str, value: &str) -> Option<PathBuf> {
+        if let Some(rest) = value.strip_prefix(PLACEHOLDER_PREFIX) {
+            let flag = rest.trim_end_matches(')');
+            self.error(
+                key,
+                format!(
+                    "placeholder left by `certgate import-iis`: IIS keeps this outside its XML; \
+                     re-run import-iis with {flag} FILE, or set this key by hand"
+                ),
+            );
+            return None;
+        }
+        if value.trim().is_empty() {
+            self.error(key, "the file name is empty");
+            return None;
+        }
+        Some(self.resolve(value))
+    }
+
+    fn site(
+        &mut self,
+        i: usize,
+        raw: &RawSite,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Option<Site> {
+        let key = format!("site[{i}]");
+        let errors_before = self.errors.len();
+        let identity = self.server_identity(&key, raw);
+        let scopes = self.scopes(&key, raw);
+        let client_auth = self.client_auth(&key, raw, &scopes);
+        let backend = self.backend(&key, raw, connect_timeout, response_timeout);
+        let (identity, client_auth, backend) = (identity?, client_auth?, backend?);
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let resumption = match self.resumption.for_site(&raw.name) {
+            Ok(r) => r,
+            Err(e) => {
+                self.error(&key, format!("cannot create session ticket keys: {e}"));
+                return None;
+            }
+        };
+        let (chain, key_der, key_name) = identity;
+        let tls = match server_config(chain, key_der, Arc::clone(&client_auth), resumption) {
+            Ok(tls) => tls,
+            Err(e) => {
+                self.error(
+                    format!("{key}.{key_name}"),
+                    format!("the private key cannot be used with the certificate: {e}"),
+                );
+                return None;
+            }
+        };
+        Some(Site {
+            name: raw.name.clone(),
+            index: i,
+            host_names: raw
+                .host_names
+                .iter()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            tls: Arc::new(tls),
+            client_auth,
+            scopes,
+            backend,
+            preserve_host: raw.preserve_host.unwrap_or(true),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn server_identity(
+        &mut self,
+        key: &str,
+        raw: &RawSite,
+    ) -> Option<(
+        Vec<CertificateDer<'static>>,
+        PrivateKeyDer<'static>,
+        &'static str,
+    )> {
+        match (&raw.certificate, &raw.private_key, &raw.pfx) {
+            (Some(cert), Some(pkey), None) => {
+                let cert_path = self.file_value(&format!("{key}.certificate"), cert);
+                let key_path = self.file_value(&format!("{key}.private_key"), pkey);
+                let chain = cert_path.and_then(|p| {
+                    crate::tls::load_certificates(&p)
+                        .map_err(|e| self.error(format!("{key}.certificate"), e.to_string()))
+                        .ok()
+                });
+                let key_der = key_path.and_then(|p| {
+                    crate::tls::load_private_key(&p)
+                        .map_err(|e| self.error(format!("{key}.private_key"), e.to_string()))
+                        .ok()
+                });
+                Some((chain?, key_der?, "private_key"))
+            }
+            (None, None, Some(pfx)) => {
+                let path = self.file_value(&format!("{key}.pfx"), pfx)?;
+                let password = match &raw.pfx_password_env {
+                    None => String::new(),
+                    Some(var) => match std::env::var(var) {
+                        Ok(p) => p,
+                        Err(_) => {
+                            self.error(
+                                format!("{key}.pfx_password_env"),
+                                format!("environment variable `{var}` is not set"),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                match crate::tls::load_pfx(&path, &password) {
+                    Ok((chain, key_der)) => Some((chain, key_der, "pfx")),
+                    Err(e) => {
+                        self.error(format!("{key}.pfx"), e.to_string());
+                        None
+                    }
+                }
+            }
+            (_, _, Some(_)) => {
+                self.error(
+                    format!("{key}.pfx"),
+                    "use either pfx or certificate + private_key, not both",
+                );
+                None
+            }
+            (None, _, None) => {
+                self.error(
+                    format!("{key}.certificate"),
+                    "the site needs a server certificate: certificate + private_key, or pfx",
+                );
+                None
+            }
+            (Some(_), None, None) => {
+                self.error(
+                    format!("{key}.private_key"),
+                    "certificate is set but private_key is missing",
+                );
+                None
+            }
+        }
+    }
+
+    fn ssl_flags(&mut self, key: &str, text: &str) -> SslFlags {
+        match SslFlags::parse(text) {
+            Ok((flags, warnings)) => {
+                for w in warnings {
+                    self.warn(key, w);
+                }
+                flags
+            }
+            Err(e) => {
+                self.error(key, e.to_string());
+                SslFlags::default()
+            }
+        }
+    }
+
+    fn scopes(&mut self, key: &str, raw: &RawSite) -> Vec<Scope> {
+        let root_flags = self.ssl_flags(
+            &format!("{key}.ssl_flags"),
+            raw.ssl_flags.as_deref().unwrap_or("Ssl"),
+        );
+        let root_mapper = Arc::new(match &raw.iis_client_certificate_mapping_authentication {
+            Some(section) => self.mapper(&format!("{key}.{MAPPING_KEY}"), section),
+            None => Mapper::default(),
+        });
+        let root = Scope {
+            path: "/".into(),
+            canonical: String::new(),
+            ssl_flags: root_flags,
+            anonymous: raw.anonymous_authentication.unwrap_or(false),
+            mapper: root_mapper,
+        };
+
+        // Parents before children, so each location inherits from its nearest enclosing scope.
+        let mut located: Vec<(usize, &RawLocation, String)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (k, loc) in raw.locations.iter().enumerate() {
+            let lkey = format!("{key}.location[{k}].path");
+            match canonical_location(&loc.path) {
+                Ok(c) if c.is_empty() => self.error(
+                    lkey,
+                    "a location for the site root; put these settings on the [[site]] itself",
+                ),
+                Ok(c) => {
+                    if let Some(first) = seen.insert(c.clone(), k) {
+                        self.error(
+                            lkey,
+                            format!("`{}` is the same location as location[{first}]", loc.path),
+                        );
+                    } else {
+                        located.push((k, loc, c));
+                    }
+                }
+                Err(e) => self.error(lkey, format!("`{}`: {e}", loc.path)),
+            }
+        }
+        located.sort_by_key(|(_, _, c)| c.matches('/').count());
+
+        let mut scopes: Vec<Scope> = Vec::new();
+        for (k, loc, canonical) in located {
+            let lkey = format!("{key}.location[{k}]");
+            let parent = scopes
+                .iter()
+                .filter(|s| in_location(&canonical, &s.canonical))
+                .max_by_key(|s| s.canonical.len())
+                .unwrap_or(&root);
+            let (parent_flags, parent_anon, parent_mapper) = (
+                parent.ssl_flags,
+                parent.anonymous,
+                Arc::clone(&parent.mapper),
+            );
+            let ssl_flags = match &loc.ssl_flags {
+                Some(text) => self.ssl_flags(&format!("{lkey}.ssl_flags"), text),
+                None => parent_flags,
+            };
+            let mapper = match &loc.iis_client_certificate_mapping_authentication {
+                Some(section) => Arc::new(self.mapper(&format!("{lkey}.{MAPPING_KEY}"), section)),
+                None => parent_mapper,
+            };
+            scopes.push(Scope {
+                path: loc.path.clone(),
+                canonical,
+                ssl_flags,
+                anonymous: loc.anonymous_authentication.unwrap_or(parent_anon),
+                mapper,
+            });
+        }
+        scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));
+        scopes.push(root);
+
+        for scope in &scopes {
+            if scope.mapper.enabled && !scope.ssl_flags.wants_certificate() {
+                self.warn(
+                    key,
+                    format!(
+                        "scope `{}` enables certificate mapping but ssl_flags `{}` never asks \
+                         for a certificate (add SslNegotiateCert), so it can only answer 401.2",
+                        scope.path, scope.ssl_flags
+                    ),
+                );
+            }
+        }
+        scopes
+    }
+
+    fn mapper(&mut self, key: &str, raw: &RawIisMapping) -> Mapper {
+        if let Some(method) = &raw.logon_method {
+            let known = ["interactive", "batch", "network", "cleartext"];
+            if !known.contains(&method.to_ascii_lowercase().as_str()) {
+                self.error(
+                    format!("{key}.logon_method"),
+                    format!("`{method}` is not an IIS logonMethod (Interactive, Batch, Network, ClearText)"),
+                );
+            }
+        }
+        let mut index = OneToOneIndex::with_capacity(raw.one_to_one_mappings.len());
+        for (j, entry) in raw.one_to_one_mappings.iter().enumerate() {
+            let ekey = format!("{key}.one_to_one_mappings[{j}]");
+            self.one_to_one(&ekey, entry, &mut index);
+        }
+        if !raw.many_to_one_mappings.is_empty() {
+            self.error(
+                format!("{key}.many_to_one_mappings"),
+                "many-to-one mappings are not supported by this build",
+            );
+        }
+        Mapper {
+            enabled: raw.enabled,
+            one_to_one_enabled: raw.one_to_one_certificate_mappings_enabled.unwrap_or(true),
+            many_to_one_enabled: raw.many_to_one_certificate_mappings_enabled.unwrap_or(true),
+            one_to_one: index,
+            default_logon_domain: raw.default_logon_domain.clone(),
+        }
+    }
+
+    fn one_to_one(&mut self, key: &str, raw: &RawOneToOne, index: &mut OneToOneIndex) {
+        if raw.user_name.trim().is_empty() {
+            self.error(format!("{key}.user_name"), "the mapping names no user");
+        }
+        if raw.password_env.is_some() || raw.password_file.is_some() {
+            self.warn(
+                key,
+                "a mapping password is only used by directory credential checks, which this \
+                 build does not perform",
+            );
+        }
+        let der = match (&raw.certificate, &raw.certificate_file) {
+            (Some(text), None) => decode_certificate_text(text)
+                .map_err(|e| self.error(format!("{key}.certificate"), e.to_string()))
+                .ok(),
+            (None, Some(file)) => {
+                let path = self.file_value(&format!("{key}.certificate_file"), file);
+                path.and_then(|p| match crate::tls::load_certificates(&p) {
+                    Ok(mut certs) if certs.len() == 1 => certs.pop().map(|c| c.to_vec()),
+                    Ok(certs) => {
+                        self.error(
+                            format!("{key}.certificate_file"),
+                            format!(
+                                "holds {} certificates; a mapping names exactly one",
+                                certs.len()
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.error(format!("{key}.certificate_file"), e.to_string());
+                        None
+                    }
+                })
+            }
+            (Some(_), Some(_)) => {
+                self.error(key, "set either certificate or certificate_file, not both");
+                None
+            }
+            (None, None) => {
+                self.error(
+                    format!("{key}.certificate"),
+                    "the mapping has no certificate (certificate or certificate_file)",
+                );
+                None
+            }
+        };
+        let Some(der) = der else { return };
+        if let Err(e) = X509Certificate::from_der(&der) {
+            let which = if raw.certificate.is_some() {
+                "certificate"
+            } else {
+                "certificate_file"
+            };
+            self.error(
+                format!("{key}.{which}"),
+                format!("decodes, but is not an X.509 certificate ({e}); IIS would answer 401.1"),
+            );
+            return;
+        }
+        if raw.enabled == Some(false) {
+            return;
+        }
+        let user = Arc::new(MappedUser {
+            user_name: raw.user_name.as_str().into(),
+            kind: MappingKind::OneToOne,
+            source: key.into(),
+        });
+        if let Err(existing) = index.insert(sha256(&der), user) {
+            self.error(
+                key,
+                format!(
+                    "the same certificate is already mapped by {} (IIS: duplicate collection key)",
+                    existing.source
+                ),
+            );
+        }
+    }
+
+    fn client_auth(
+        &mut self,
+        key: &str,
+        raw: &RawSite,
+        scopes: &[Scope],
+    ) -> Option<Arc<ClientAuth>> {
+        let wants = scopes.iter().any(|s| s.ssl_flags.wants_certificate());
+        let reporting = match raw.certificate_errors.as_deref() {
+            None | Some("http") => ErrorReporting::Http,
+            Some("tls") => ErrorReporting::Tls,
+            Some(other) => {
+                self.error(
+                    format!("{key}.certificate_errors"),
+                    format!("`{other}` is not one of \"http\", \"tls\""),
+                );
+                ErrorReporting::Http
+            }
+        };
+        if !wants {
+            if !raw.client_ca.is_empty() {
+                self.warn(
+                    key,
+                    "client_ca is set but no ssl_flags of this site ask for a client certificate",
+                );
+            }
+            return Some(Arc::new(ClientAuth::disabled()));
+        }
+        if raw.client_ca.is_empty() {
+            self.error(
+                format!("{key}.client_ca"),
+                "ssl_flags ask for client certificates, so the site needs client_ca (the CAs \
+                 that issue them; IIS: Trusted Root store)",
+            );
+            return None;
+        }
+        let mut roots = RootCertStore::empty();
+        for (j, file) in raw.client_ca.iter().enumerate() {
+            let ckey = format!("{key}.client_ca[{j}]");
+            let Some(path) = self.file_value(&ckey, file) else {
+                continue;
+            };
+            match crate::tls::load_certificates(&path) {
+                Ok(certs) => {
+                    let (_, ignored) = roots.add_parsable_certificates(certs);
+                    if ignored > 0 {
+                        self.error(
+                            ckey,
+                            format!("{ignored} certificate(s) cannot be used as trust anchors"),
+                        );
+                    }
+                }
+                Err(e) => self.error(ckey, e.to_string()),
+            }
+        }
+        let mut crls: Vec<CertificateRevocationListDer<'static>> = Vec::new();
+        for (j, file) in raw.crl.iter().enumerate() {
+            let ckey = format!("{key}.crl[{j}]");
+            let Some(path) = self.file_value(&ckey, file) else {
+                continue;
+            };
+            match crate::tls::load_crls(&path) {
+                Ok(mut list) => crls.append(&mut list),
+                Err(e) => self.error(ckey, e.to_string()),
+            }
+        }
+        let end_entity_only = match raw.crl_check.as_deref() {
+            None | Some("chain") => false,
+            Some("end_entity") => true,
+            Some(other) => {
+                self.error(
+                    format!("{key}.crl_check"),
+                    format!("`{other}` is not one of \"chain\", \"end_entity\""),
+                );
+                false
+            }
+        };
+        let policy = RevocationPolicy {
+            end_entity_only,
+            allow_unknown_status: raw.allow_unknown_revocation_status.unwrap_or(false),
+            allow_expired_crl: raw.allow_expired_crl.unwrap_or(false),
+        };
+        let mandatory = scopes.iter().all(|s| s.ssl_flags.require_cert);
+        match ClientAuth::new(roots, crls, &policy, reporting, mandatory) {
+            Ok(auth) => Some(Arc::new(auth)),
+            Err(e) => {
+                let which = if matches!(e, rustls::server::VerifierBuilderError::InvalidCrl(_)) {
+                    "crl"
+                } else {
+                    "client_ca"
+                };
+                self.error(
+                    format!("{key}.{which}"),
+                    format!("cannot build the verifier: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn backend(
+        &mut self,
+        key: &str,
+        raw: &RawSite,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Option<Backend> {
+        if raw.backend.trim().is_empty() {
+            self.error(
+                format!("{key}.backend"),
+                "no backend URL (e.g. backend = \"http://127.0.0.1:8080\")",
+            );
+            return None;
+        }
+        if raw.backend.starts_with(PLACEHOLDER_PREFIX) {
+            self.file_value(&format!("{key}.backend"), &raw.backend);
+            return None;
+        }
+        let mut ca = Vec::new();
+        for (j, file) in raw.backend_ca.iter().enumerate() {
+            let ckey = format!("{key}.backend_ca[{j}]");
+            if let Some(path) = self.file_value(&ckey, file) {
+                match crate::tls::load_certificates(&path) {
+                    Ok(mut certs) => ca.append(&mut certs),
+                    Err(e) => self.error(ckey, e.to_string()),
+                }
+            }
+        }
+        match Backend::new(&raw.backend, &ca, connect_timeout, response_timeout) {
+            Ok(b) => Some(b),
+            Err(reason) => {
+                self.error(format!("{key}.backend"), reason);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! IIS vocabulary: `sslFlags` and the status/sub-status answers IIS gives.
+//!
+//! People moving sites off IIS diagnose problems by sub-status (403.7, 401.2, ...), so certgate
+//! answers with the same numbers, the same reason texts and a hint a person can act on.
+
+use std::fmt;
+
+/// IIS `access@sslFlags`, parsed once at config load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SslFlags {
+    /// `Ssl`: HTTPS required. Every certgate listener is HTTPS, so this is informational.
+    pub ssl: bool,
+    /// `SslNegotiateCert`: accept a client certificate (IIS Manager "Accept").
+    pub negotiate_cert: bool,
+    /// `SslRequireCert`: require one, else 403.7 (IIS Manager "Require").
+    pub require_cert: bool,
+}
+
+/// A problem in an `ssl_flags` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SslFlagsError {
+    /// A flag name IIS does not know.
+    #[error("unknown flag `{0}` (IIS flags: None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128)")]
+    UnknownFlag(String),
+}
+
+impl SslFlags {
+    /// Parses IIS's comma-separated flag list (`"Ssl, SslNegotiateCert, SslRequireCert"`) or its
+    /// numeric form (`"104"`). Returns warnings for flags IIS accepts but that change nothing.
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), SslFlagsError> {
+        let mut flags = Self::default();
+        let mut warnings = Vec::new();
+        if let Ok(n) = text.trim().parse::<u32>() {
+            flags.ssl = n & 8 != 0;
+            flags.negotiate_cert = n & 32 != 0;
+            flags.require_cert = n & 64 != 0;
+        } else {
+            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match part.to_ascii_lowercase().as_str() {
+                    "none" => {}
+                    "ssl" => flags.ssl = true,
+                    "sslnegotiatecert" => flags.negotiate_cert = true,
+                    "sslrequirecert" => flags.require_cert = true,
+                    "ssl128" => warnings.push(
+                        "Ssl128 has had no effect since IIS 7.5; certgate ignores it".to_owned(),
+                    ),
+                    "sslmapcert" => warnings
+                        .push("SslMapCert is not an IIS 10 flag; certgate ignores it".to_owned()),
+                    _ => return Err(SslFlagsError::UnknownFlag(part.to_owned())),
+                }
+            }
+        }
+        // IIS writes Require together with Negotiate; a certificate cannot be required without
+        // being requested.
+        if flags.require_cert {
+            flags.negotiate_cert = true;
+        }
+        Ok((flags, warnings))
+    }
+
+    /// Whether a client certificate is requested at all for this scope.
+    pub fn wants_certificate(self) -> bool {
+        self.negotiate_cert
+    }
+}
+
+impl fmt::Display for SslFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.ssl {
+            parts.push("Ssl");
+        }
+        if self.negotiate_cert {
+            parts.push("SslNegotiateCert");
+        }
+        if self.require_cert {
+            parts.push("SslRequireCert");
+        }
+        if parts.is_empty() {
+            parts.push("None");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// An IIS answer: HTTP status, IIS sub-status and the texts shown to the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IisStatus {
+    /// The HTTP status code on the wire.
+    pub status: u16,
+    /// The IIS sub-status (appears in the body and the access log, never on the status line).
+    pub substatus: u16,
+    /// IIS's reason text.
+    pub reason: &'static str,
+    /// What the person can do about it.
+    pub hint: &'static str,
+}
+
+impl IisStatus {
+    /// 401.1 Logon failed: the mapped account cannot log on.
+    pub const LOGON_FAILED: Self = Self {
+        status: 401,
+        substatus: 1,
+        reason: "Logon failed",
+        hint: "The certificate maps to an account that cannot log on (missing, disabled, locked \
+               out, expired, or its password changed). Ask the site administrator to check the \
+               mapped account.",
+    };
+    /// 401.2: no authentication produced a user and anonymous access is off.
+    pub const LOGON_FAILED_CONFIG: Self = Self {
+        status: 401,
+        substatus: 2,
+        reason: "Logon failed due to server configuration",
+        hint: "Your certificate is valid but is not mapped to any user for this site, and \
+               anonymous access is disabled. Ask the site administrator to add a mapping for \
+               your certificate.",
+    };
+    /// 403.7: `SslRequireCert` and no certificate was presented.
+    pub const CERT_REQUIRED: Self = Self {
+        status: 403,
+        substatus: 7,
+        reason: "Client certificate required",
+        hint: "The page you are attempting to access requires your browser to have a client \
+               certificate that the Web server recognizes. Install or select your client \
+               certificate and try again.",
+    };
+    /// 403.12: a Deny many-to-one mapping matched.
+    pub const MAPPER_DENIED: Self = Self {
+        status: 403,
+        substatus: 12,
+        reason: "Mapper denied access",
+        hint: "Your client certificate has been explicitly denied access to this site.",
+    };
+    /// 403.13: revoked, or revocation status could not be determined.
+    pub const CERT_REVOKED: Self = Self {
+        status: 403,
+        substatus: 13,
+        reason: "Client certificate revoked",
+        hint: "Your client certificate has been revoked, or its revocation status could not be \
+               checked. Request a new certificate from your certificate authority.",
+    };
+    /// 403.16: untrusted chain, bad signature, wrong usage or malformed certificate.
+    pub const CERT_UNTRUSTED: Self = Self {
+        status: 403,
+        substatus: 16,
+        reason: "Client certificate is untrusted or invalid",
+        hint: "Your client certificate is either not trusted or is invalid: it must be issued by \
+               a certificate authority this site trusts and be valid for client authentication.",
+    };
+    /// 403.17: outside its validity period.
+    pub const CERT_EXPIRED: Self = Self {
+        status: 403,
+        substatus: 17,
+        reason: "Client certificate has expired or is not yet valid",
+        hint: "Your client certificate has expired or is not yet valid. Check your computer's \
+               clock, or renew the certificate.",
+    };
+
+    /// The `status.substatus` text used in logs and pages, e.g. `403.7`.
+    pub fn code(&self) -> String {
+        format!("{}.{}", self.status, self.substatus)
+    }
+}
+
+impl fmt::Display for IisStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{} {}", self.status, self.substatus, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_flag_lists_and_numbers() {
+        let cases = [
+            ("Ssl", (true, false, false)),
+            ("Ssl, SslNegotiateCert", (true, true, false)),
+            ("Ssl,SslNegotiateCert,SslRequireCert", (true, true, true)),
+            ("sslrequirecert", (false, true, true)),
+            ("None", (false, false, false)),
+            ("", (false, false, false)),
+            ("104", (true, true, true)),
+            ("40", (true, true, false)),
+        ];
+        for (text, (ssl, neg, req)) in cases {
+            let (f, _) = SslFlags::parse(text).unwrap();
+            assert_eq!(
+                (f.ssl, f.negotiate_cert, f.require_cert),
+                (ssl, neg, req),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn warns_on_no_op_flags_and_rejects_unknown() {
+        let (_, w) = SslFlags::parse("Ssl, Ssl128").unwrap();
+        assert_eq!(w.len(), 1);
+        let (_, w) = SslFlags::parse("Ssl, SslMapCert").unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            SslFlags::parse("Ssl, SslRequiredCert"),
+            Err(SslFlagsError::UnknownFlag("SslRequiredCert".into()))
+        );
+    }
+
+    #[test]
+    fn displays_codes() {
+        assert_eq!(IisStatus::CERT_REQUIRED.code(), "403.7");
+        assert_eq!(
+            IisStatus::LOGON_FAILED_CONFIG.to_string(),
+            "401.2 Logon failed due to server configuration"
+        );
+    }
+}

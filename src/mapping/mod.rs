@@ -1,0 +1,88 @@
+//! Maps a verified client certificate to a user, in IIS order: one-to-one first, then
+//! many-to-one in file order.
+//!
+//! The mapper only decides *who* the certificate is; chain validation has already happened in
+//! [`crate::tls`], and whether the answer is acceptable for a path is [`crate::proxy`]'s job.
+
+pub mod one_to_one;
+
+use std::sync::Arc;
+
+use crate::identity::CertFacts;
+use one_to_one::OneToOneIndex;
+
+/// Which IIS mapping family produced a user; logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MappingKind {
+    /// `oneToOneMappings`.
+    OneToOne,
+    /// `manyToOneMappings`.
+    ManyToOne,
+}
+
+impl MappingKind {
+    /// Stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OneToOne => "one_to_one",
+            Self::ManyToOne => "many_to_one",
+        }
+    }
+}
+
+/// The account a mapping names.
+#[derive(Debug)]
+pub struct MappedUser {
+    /// The Windows account, as configured (`EXAMPLE\alice`).
+    pub user_name: Arc<str>,
+    /// The family the mapping belongs to.
+    pub kind: MappingKind,
+    /// Where the mapping is configured (a key path or a many-to-one name), for logs and explain.
+    pub source: Arc<str>,
+}
+
+/// The mapper's answer for one certificate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum MappingOutcome {
+    /// A mapping allows the certificate as this user.
+    Allow(Arc<MappedUser>),
+    /// A `Deny` many-to-one mapping matched (IIS 403.12).
+    Deny {
+        /// The mapping's name.
+        mapping: Arc<str>,
+    },
+    /// No enabled mapping matched.
+    NoMatch,
+}
+
+/// The compiled `iis_client_certificate_mapping_authentication` section of one scope.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    /// Section `enabled`.
+    pub enabled: bool,
+    /// `one_to_one_certificate_mappings_enabled`.
+    pub one_to_one_enabled: bool,
+    /// `many_to_one_certificate_mappings_enabled`.
+    pub many_to_one_enabled: bool,
+    /// Enabled one-to-one entries.
+    pub one_to_one: OneToOneIndex,
+    /// `default_logon_domain`, applied to bare user names by directory checks.
+    pub default_logon_domain: Option<String>,
+}
+
+impl Mapper {
+    /// Runs the IIS evaluation order for a certificate that already passed chain validation.
+    pub fn map(&self, facts: &CertFacts) -> MappingOutcome {
+        if !self.enabled {
+            return MappingOutcome::NoMatch;
+        }
+        if self.one_to_one_enabled
+            && let Some(user) = self.one_to_one.lookup(&facts.sha256)
+        {
+            return MappingOutcome::Allow(Arc::clone(user));
+        }
+        MappingOutcome::NoMatch
+    }
+}

@@ -1,0 +1,5 @@
+//! The per-request phases and forwarding.
+
+pub mod headers;
+pub mod path;
+pub mod upstream;

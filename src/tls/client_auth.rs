@@ -1,0 +1,228 @@
+//! Client-certificate policy for one site.
+//!
+//! IIS reports certificate problems as HTTP pages (403.7, 403.13, 403.16, 403.17) rather than TLS
+//! alerts, so a browser shows something a person can act on. To do the same, the handshake only
+//! proves possession of the key (the CertificateVerify signature is always checked) and the
+//! chain is judged right after the handshake by the same WebPKI verifier rustls would use. That
+//! post-handshake check also runs on resumed sessions, so a CRL loaded after a ticket was issued
+//! still revokes the identity it carries.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    SignatureScheme,
+};
+
+use crate::identity::CertFacts;
+use crate::iis::IisStatus;
+
+/// Revocation settings of a site, straight from config.
+#[derive(Debug, Clone, Default)]
+pub struct RevocationPolicy {
+    /// Check only the end-entity certificate instead of the whole chain.
+    pub end_entity_only: bool,
+    /// Treat "no CRL covers this certificate" as good.
+    pub allow_unknown_status: bool,
+    /// Accept CRLs past their nextUpdate.
+    pub allow_expired_crl: bool,
+}
+
+/// Where certificate problems are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorReporting {
+    /// IIS pages at the HTTP layer (default).
+    #[default]
+    Http,
+    /// A TLS alert during the handshake.
+    Tls,
+}
+
+/// The verdict on a connection's client certificate, reached once per connection.
+#[derive(Debug, Clone)]
+pub enum ClientCert {
+    /// The client sent no certificate.
+    Absent,
+    /// The certificate failed validation; `status` is the IIS answer.
+    Rejected {
+        /// 403.13, 403.16 or 403.17.
+        status: IisStatus,
+        /// The validator's reason, for logs only.
+        detail: String,
+        /// What could be read from the certificate, if it parses.
+        facts: Option<Arc<CertFacts>>,
+    },
+    /// The chain is trusted, in date and not revoked.
+    Valid(Arc<CertFacts>),
+}
+
+impl ClientCert {
+    /// The parsed certificate, valid or not.
+    pub fn facts(&self) -> Option<&Arc<CertFacts>> {
+        match self {
+            Self::Absent => None,
+            Self::Rejected { facts, .. } => facts.as_ref(),
+            Self::Valid(facts) => Some(facts),
+        }
+    }
+}
+
+/// The site's [`ClientCertVerifier`]: asks for a certificate when any scope of the site wants
+/// one, and defers the chain verdict to [`ClientAuth::classify`] unless errors are reported in
+/// TLS.
+#[derive(Debug)]
+pub struct ClientAuth {
+    webpki: Option<Arc<dyn ClientCertVerifier>>,
+    signatures: rustls::crypto::WebPkiSupportedAlgorithms,
+    offer: bool,
+    mandatory: bool,
+    reporting: ErrorReporting,
+}
+
+impl ClientAuth {
+    /// A policy that never asks for a certificate (every scope of the site ignores them).
+    pub fn disabled() -> Self {
+        Self {
+            webpki: None,
+            signatures: super::provider().signature_verification_algorithms,
+            offer: false,
+            mandatory: false,
+            reporting: ErrorReporting::Http,
+        }
+    }
+
+    /// A policy that requests a certificate. `mandatory` only has an effect with
+    /// [`ErrorReporting::Tls`]; with HTTP reporting a missing certificate becomes 403.7.
+    pub fn new(
+        roots: RootCertStore,
+        crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+        revocation: &RevocationPolicy,
+        reporting: ErrorReporting,
+        mandatory: bool,
+    ) -> Result<Self, VerifierBuilderError> {
+        let provider = super::provider();
+        let mut builder =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .with_crls(crls)
+                .allow_unauthenticated();
+        if revocation.end_entity_only {
+            builder = builder.only_check_end_entity_revocation();
+        }
+        if revocation.allow_unknown_status {
+            builder = builder.allow_unknown_revocation_status();
+        }
+        if !revocation.allow_expired_crl {
+            builder = builder.enforce_revocation_expiration();
+        }
+        let webpki = builder.build()?;
+        Ok(Self {
+            webpki: Some(webpki),
+            signatures: provider.signature_verification_algorithms,
+            offer: true,
+            mandatory: mandatory && reporting == ErrorReporting::Tls,
+            reporting,
+        })
+    }
+
+    /// Judges the chain a client presented (leaf first) and maps any failure to its IIS status.
+    pub fn classify(&self, chain: Option<&[CertificateDer<'static>]>) -> ClientCert {
+        let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
+            return ClientCert::Absent;
+        };
+        let facts = CertFacts::parse(leaf).ok().map(Arc::new);
+        let Some(webpki) = &self.webpki else {
+            // Certificates were never requested; a client cannot have sent one.
+            return ClientCert::Absent;
+        };
+        let verdict = webpki.verify_client_cert(leaf, intermediates, UnixTime::now());
+        match (verdict, facts) {
+            (Ok(_), Some(facts)) => ClientCert::Valid(facts),
+            (Ok(_), None) => ClientCert::Rejected {
+                status: IisStatus::CERT_UNTRUSTED,
+                detail: "certificate verified but could not be parsed".into(),
+                facts: None,
+            },
+            (Err(err), facts) => ClientCert::Rejected {
+                status: status_for(&err),
+                detail: err.to_string(),
+                facts,
+            },
+        }
+    }
+}
+
+/// IIS sub-status for a validation failure: 403.17 for time, 403.13 for revocation (including
+/// "could not determine", as IIS does when a CRL is unobtainable), 403.16 for everything else.
+pub fn status_for(err: &Error) -> IisStatus {
+    match err {
+        Error::InvalidCertificate(cert) => match cert {
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => IisStatus::CERT_EXPIRED,
+            CertificateError::Revoked
+            | CertificateError::UnknownRevocationStatus
+            | CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => IisStatus::CERT_REVOKED,
+            _ => IisStatus::CERT_UNTRUSTED,
+        },
+        _ => IisStatus::CERT_UNTRUSTED,
+    }
+}
+
+impl ClientCertVerifier for ClientAuth {
+    fn offer_client_auth(&self) -> bool {
+        self.offer
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.webpki.as_ref().map_or(&[], |w| w.root_hint_subjects())
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        match (&self.webpki, self.reporting) {
+            (Some(webpki), ErrorReporting::Tls) => {
+                webpki.verify_client_cert(end_entity, intermediates, now)
+            }
+            (Some(_), ErrorReporting::Http) => Ok(ClientCertVerified::assertion()),
+            (None, _) => Err(Error::General(
+                "client certificates are not accepted".into(),
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.signatures)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.signatures)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.signatures.supported_schemes()
+    }
+}

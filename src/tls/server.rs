@@ -1,0 +1,70 @@
+//! Per-site rustls server configs and their resumption state.
+//!
+//! Each site gets its own `ServerConfig` because the client-certificate policy lives there. Each
+//! site also gets its own ticket keys and session cache: rustls warns never to share resumption
+//! state between configs whose verifiers differ, or a session established on one site could be
+//! resumed on another. The state is kept across config reloads (keyed by site name) so a reload
+//! does not force every client into a full handshake; identity is re-judged after every
+//! handshake anyway (see [`super::client_auth`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+
+use super::client_auth::ClientAuth;
+
+/// Number of stateful sessions kept per site (TLS 1.2 session IDs).
+const SESSION_CACHE_SIZE: usize = 16 * 1024;
+
+/// Resumption state of one site.
+#[derive(Clone)]
+pub struct Resumption {
+    ticketer: Arc<dyn ProducesTickets>,
+    cache: Arc<dyn StoresServerSessions>,
+}
+
+/// Resumption state by site name, owned by a running proxy and reused across reloads.
+#[derive(Default)]
+pub struct ResumptionKeys {
+    sites: Mutex<HashMap<String, Resumption>>,
+}
+
+impl ResumptionKeys {
+    /// The state for a site, created on first use.
+    pub fn for_site(&self, site: &str) -> Result<Resumption, rustls::Error> {
+        let mut sites = self
+            .sites
+            .lock()
+            .map_err(|_| rustls::Error::General("resumption state poisoned".into()))?;
+        if let Some(existing) = sites.get(site) {
+            return Ok(existing.clone());
+        }
+        let fresh = Resumption {
+            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
+            cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+        };
+        sites.insert(site.to_owned(), fresh.clone());
+        Ok(fresh)
+    }
+}
+
+/// Builds a site's server config: TLS 1.3 and 1.2, ALPN h2 then http/1.1, the certificate
+/// requested in the initial handshake (no renegotiation, so HTTP/2 and TLS 1.3 work).
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: Arc<ClientAuth>,
+    resumption: Resumption,
+) -> Result<ServerConfig, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(client_auth)
+        .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = resumption.ticketer;
+    config.session_storage = resumption.cache;
+    Ok(config)
+}
