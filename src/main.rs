@@ -1,1 +1,217 @@
-fn main() {}
+//! The `certgate` command: parses arguments and wires library pieces together.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+
+use certgate::config::Runtime;
+use certgate::logging::{self, LogFormat};
+use certgate::server::Server;
+use certgate::tls::server::ResumptionKeys;
+
+/// An mTLS reverse proxy with IIS client-certificate mapping.
+#[derive(Parser)]
+#[command(name = "certgate", version, about, propagate_version = true)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Configuration file.
+        #[arg(short, long, env = "CERTGATE_CONFIG")]
+        config: PathBuf,
+        /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_timeout: Duration,
+    },
+    /// Validate a configuration file completely (files, keys, mappings) and report every error.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, env = "CERTGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print a certificate (PEM or DER file) as IIS's one-line base64, for one-to-one mappings.
+    CertB64 {
+        /// Certificate file.
+        file: PathBuf,
+    },
+    /// Start a self-contained demo: throwaway PKI, echo backend and proxy on localhost.
+    Demo {
+        /// Where to write the demo certificates and config.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// HTTPS port on 127.0.0.1 (0 picks a free port).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+    },
+    /// Run the built-in echo backend (reports what it receives as JSON).
+    EchoBackend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(dispatch(cli.command)));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run {
+            config,
+            shutdown_timeout,
+        } => run(&config, shutdown_timeout).await,
+        Command::Check { config } => Ok(check(&config)),
+        Command::CertB64 { file } => cert_b64(&file),
+        Command::Demo { dir, port } => demo(dir, port).await,
+        Command::EchoBackend { listen } => {
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let addr = certgate::echo::spawn(listen, shutdown.clone())
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            tracing::info!(%addr, "echo backend listening");
+            wait_for_stop().await?;
+            shutdown.cancel();
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_warnings(runtime: &Runtime) {
+    for w in &runtime.warnings {
+        tracing::warn!("{w}");
+    }
+}
+
+async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCode> {
+    let resumption = Arc::new(ResumptionKeys::default());
+    let runtime = match Runtime::load(config, &resumption) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("certgate: configuration rejected ({} error(s))", errors.0.len());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print_warnings(&runtime);
+    let server = Server::start(runtime, Arc::clone(&resumption)).await?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let stop = wait_for_stop();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            result = &mut stop => {
+                result?;
+                break;
+            }
+            _ = hangup.recv() => match Runtime::load(config, &resumption) {
+                Ok(runtime) => {
+                    print_warnings(&runtime);
+                    server.swap(runtime);
+                    tracing::info!(config = %config.display(), "configuration reloaded");
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                    }
+                    tracing::error!("configuration reload rejected; still serving the previous configuration");
+                }
+            },
+        }
+    }
+    tracing::info!(?shutdown_timeout, "shutting down: finishing in-flight requests");
+    server.shutdown(shutdown_timeout).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: &Path) -> ExitCode {
+    let resumption = ResumptionKeys::default();
+    match Runtime::load(config, &resumption) {
+        Ok(runtime) => {
+            for w in &runtime.warnings {
+                println!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} site(s), {} listener(s))",
+                config.display(),
+                runtime.sites.len(),
+                runtime.server.listen.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{}: {} error(s)", config.display(), errors.0.len());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn cert_b64(file: &Path) -> anyhow::Result<ExitCode> {
+    let certs = certgate::tls::load_certificates(file)?;
+    let [cert] = certs.as_slice() else {
+        anyhow::bail!(
+            "{} holds {} certificates; a one-to-one mapping needs exactly one",
+            file.display(),
+            certs.len()
+        );
+    };
+    let facts = certgate::identity::CertFacts::parse(cert)
+        .with_context(|| format!("{} is not a usable certificate", file.display()))?;
+    eprintln!(
+        "subject: {}\nissuer: {}\nthumbprint: {}",
+        facts.subject,
+        facts.issuer,
+        facts.thumbprint()
+    );
+    println!("{}", facts.base64_der());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn demo(dir: Option<PathBuf>, port: u16) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("certgate-demo"));
+    let demo = certgate::demo::Demo::start(&dir, port).await?;
+    certgate::demo::print(&demo.instructions());
+    wait_for_stop().await?;
+    demo.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

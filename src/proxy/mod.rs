@@ -1,5 +1,349 @@
 //! The per-request phases and forwarding.
+//!
+//! Every request goes through the same fixed order, so the code reads like the policy:
+//! 1. Host check: the request must name the site its connection's SNI chose (else 421);
+//! 2. path normalisation (else 400) and location lookup;
+//! 3. authentication ([`authn`]): sslFlags, certificate verdict, mapper, anonymous;
+//! 4. headers: identity headers stripped, then set; hop-by-hop removed; `X-Forwarded-*` set;
+//! 5. forward (streamed) or upgrade (WebSocket);
+//! 6. access log, written when the response body ends ([`body`]).
 
+pub mod answer;
+pub mod authn;
+pub mod body;
 pub mod headers;
 pub mod path;
 pub mod upstream;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+
+use crate::config::{Runtime, Scope, Site};
+use crate::mapping::{Mapper, MappingOutcome};
+use crate::tls::accept::TlsInfo;
+use crate::tls::client_auth::ClientCert;
+use answer::Answer;
+use authn::Decision;
+use body::{AccessRecord, ProxyBody};
+use headers::HeaderSet;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Everything a connection's requests share, computed once per connection.
+pub struct Connection {
+    /// The configuration the connection started with (reloads never change it mid-connection).
+    pub runtime: Arc<Runtime>,
+    /// The site SNI chose.
+    pub site: Arc<Site>,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Handshake facts.
+    pub tls: TlsInfo,
+    /// The client certificate verdict.
+    pub client_cert: ClientCert,
+    site_name: Arc<str>,
+    thumbprint: Option<Arc<str>>,
+    peer_ip: HeaderValue,
+    cert_headers: OnceLock<HeaderSet>,
+    mapped: OnceLock<(usize, MappingOutcome, Option<(HeaderName, HeaderValue)>)>,
+}
+
+impl Connection {
+    /// Wraps an accepted connection.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        site: Arc<Site>,
+        peer: SocketAddr,
+        tls: TlsInfo,
+        client_cert: ClientCert,
+    ) -> Self {
+        let thumbprint = client_cert.facts().map(|f| Arc::from(f.thumbprint()));
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self {
+            site_name: Arc::from(site.name.as_str()),
+            runtime,
+            site,
+            peer,
+            tls,
+            client_cert,
+            thumbprint,
+            peer_ip,
+            cert_headers: OnceLock::new(),
+            mapped: OnceLock::new(),
+        }
+    }
+
+    /// The mapper's answer for this connection's certificate, cached for the connection's
+    /// usual (site-level) mapper.
+    fn map(
+        &self,
+        mapper: &Arc<Mapper>,
+        facts: &crate::identity::CertFacts,
+    ) -> (MappingOutcome, Option<(HeaderName, HeaderValue)>) {
+        let key = Arc::as_ptr(mapper) as usize;
+        let compute = || {
+            let outcome = mapper.map(facts);
+            let header = match &outcome {
+                MappingOutcome::Allow(user) => self.runtime.headers.user_value(&user.user_name),
+                _ => None,
+            };
+            (key, outcome, header)
+        };
+        let cached = self.mapped.get_or_init(compute);
+        if cached.0 == key {
+            (cached.1.clone(), cached.2.clone())
+        } else {
+            let (_, outcome, header) = compute();
+            (outcome, header)
+        }
+    }
+
+    fn cert_headers(&self, facts: &crate::identity::CertFacts) -> &HeaderSet {
+        self.cert_headers
+            .get_or_init(|| self.runtime.headers.certificate_values(facts))
+    }
+}
+
+/// Handles one request on a connection. Never fails: every problem becomes a response.
+pub async fn handle(
+    conn: Arc<Connection>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut record = AccessRecord {
+        start: Instant::now(),
+        client_ip: conn.peer.ip(),
+        site: Arc::clone(&conn.site_name),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        version: req.version(),
+        status: 0,
+        substatus: 0,
+        user: None,
+        mapping: None,
+        thumbprint: conn.thumbprint.clone(),
+        tls: conn.tls.version,
+        resumed: conn.tls.resumed,
+    };
+    let response = match phases(&conn, req, &mut record).await {
+        Ok(resp) => resp,
+        Err(answer) => {
+            record.substatus = answer.codes().1;
+            answer.response()
+        }
+    };
+    record.status = response.status().as_u16();
+    let (parts, body) = response.into_parts();
+    Ok(Response::from_parts(parts, body.with_record(record)))
+}
+
+async fn phases(
+    conn: &Connection,
+    mut req: Request<Incoming>,
+    record: &mut AccessRecord,
+) -> Result<Response<ProxyBody>, Answer> {
+    // 1. The Host must belong to the site SNI chose.
+    let host = request_host(&req).ok_or(Answer::BadHost)?;
+    let host_name = strip_port(&host);
+    if conn.runtime.site_for_host(host_name) != Some(conn.site.index) {
+        return Err(Answer::Misdirected);
+    }
+
+    // 2. Normalise the path and find the location.
+    let normalized = path::normalize(req.uri().path()).map_err(|e| {
+        tracing::debug!(site = %conn.site.name, error = %e, "path refused");
+        Answer::BadPath
+    })?;
+    let scope: &Scope = conn.site.scope_for(&normalized.canonical);
+
+    // 3. Authenticate.
+    let mut user_header = None;
+    let decision = authn::authenticate(scope, &conn.client_cert, |facts| {
+        let (outcome, header) = conn.map(&scope.mapper, facts);
+        user_header = header;
+        outcome
+    });
+    if let Err(status) = &decision {
+        if let ClientCert::Rejected { detail, .. } = &conn.client_cert {
+            tracing::info!(site = %conn.site.name, code = %status.code(), reason = %detail,
+                "client certificate rejected");
+        }
+    }
+    let decision = decision.map_err(Answer::Iis)?;
+
+    // 4. Headers.
+    let is_upgrade = req_wants_upgrade(req.headers(), req.version());
+    let headers = req.headers_mut();
+    headers::remove_hop_by_hop(headers, is_upgrade);
+    let stripped = conn.runtime.headers.strip(headers);
+    if stripped > 0 {
+        tracing::debug!(site = %conn.site.name, count = stripped, "stripped client-sent identity headers");
+    }
+    for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &FORWARDED] {
+        headers.remove(name);
+    }
+    match &decision {
+        Decision::User { user, cert } => {
+            record.user = Some(Arc::clone(&user.user_name));
+            record.mapping = Some(user.kind.as_str());
+            for (name, value) in conn.cert_headers(cert) {
+                headers.insert(name.clone(), value.clone());
+            }
+            if let Some((name, value)) = user_header {
+                headers.insert(name, value);
+            }
+        }
+        Decision::Anonymous { cert: Some(cert) } => {
+            for (name, value) in conn.cert_headers(cert) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Decision::Anonymous { cert: None } => {}
+    }
+    headers.insert(X_FORWARDED_FOR.clone(), conn.peer_ip.clone());
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+    if let Ok(v) = HeaderValue::from_str(&host) {
+        headers.insert(X_FORWARDED_HOST.clone(), v.clone());
+        if conn.site.preserve_host {
+            headers.insert(header::HOST, v);
+        } else if let Ok(b) = HeaderValue::from_str(conn.site.backend.authority.as_str()) {
+            headers.insert(header::HOST, b);
+        }
+    }
+    if req.version() == Version::HTTP_2 {
+        join_cookies(req.headers_mut());
+    }
+
+    // 5. Forward.
+    let backend = &conn.site.backend;
+    let uri = backend
+        .uri_for(&normalized.forward, req.uri().query())
+        .map_err(|_| Answer::BadPath)?;
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let result = tokio::time::timeout(backend.response_timeout, backend.client.request(req)).await;
+    let mut resp = match result {
+        Err(_) => {
+            tracing::warn!(site = %conn.site.name, "backend response timed out");
+            return Err(Answer::GatewayTimeout);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(site = %conn.site.name, error = %error_chain(&e), "backend request failed");
+            return Err(Answer::BadGateway);
+        }
+        Ok(Ok(resp)) => resp,
+    };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(client_upgrade) = client_upgrade else {
+            tracing::warn!(site = %conn.site.name, "backend switched protocols without an upgrade request");
+            return Err(Answer::BadGateway);
+        };
+        let backend_upgrade = hyper::upgrade::on(&mut resp);
+        let site = conn.site.name.clone();
+        tokio::spawn(async move {
+            match tokio::try_join!(client_upgrade, backend_upgrade) {
+                Ok((client, backend)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut backend = TokioIo::new(backend);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                        tracing::debug!(site = %site, error = %e, "upgraded connection ended");
+                    }
+                }
+                Err(e) => tracing::debug!(site = %site, error = %e, "upgrade failed"),
+            }
+        });
+        let (mut parts, _) = resp.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers, true);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        return Ok(Response::from_parts(parts, ProxyBody::empty()));
+    }
+
+    let (mut parts, body) = resp.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers, false);
+    Ok(Response::from_parts(parts, ProxyBody::stream(body)))
+}
+
+/// The authority a request names: `:authority`/absolute-form first, else Host.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(authority.as_str().to_owned());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+}
+
+fn req_wants_upgrade(headers: &http::HeaderMap, version: Version) -> bool {
+    version == Version::HTTP_11
+        && headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// HTTP/2 may split cookies across several fields; HTTP/1.1 backends expect one.
+fn join_cookies(headers: &mut http::HeaderMap) {
+    let cookies: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if cookies.len() > 1 {
+        if let Ok(joined) = HeaderValue::from_str(&cookies.join("; ")) {
+            headers.insert(header::COOKIE, joined);
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports_from_hosts() {
+        assert_eq!(strip_port("example.test:8443"), "example.test");
+        assert_eq!(strip_port("example.test"), "example.test");
+        assert_eq!(strip_port("[::1]:8443"), "::1");
+        assert_eq!(strip_port("127.0.0.1:1"), "127.0.0.1");
+    }
+}

@@ -1,1 +1,106 @@
+//! Accepting one TLS connection: SNI picks the site, the site's config runs the handshake, and
+//! the client certificate is judged once for the whole connection.
 
+use std::io;
+use std::sync::Arc;
+
+use rustls::server::Acceptor;
+use tokio::net::TcpStream;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::client_auth::ClientCert;
+use crate::config::{Runtime, Site};
+
+/// What the handshake established, for logs, metrics and the request phases.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// The SNI the client sent, lowercase.
+    pub sni: Option<String>,
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// Whether the session was resumed from a ticket or cache.
+    pub resumed: bool,
+    /// Whether ALPN chose HTTP/2.
+    pub h2: bool,
+}
+
+/// Why a connection did not become a usable TLS session.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The SNI names no configured site.
+    #[error("no site serves SNI `{0}`")]
+    UnknownSni(String),
+    /// The handshake failed (bad ClientHello, alert, certificate rejected in TLS, I/O).
+    #[error("TLS handshake failed: {0}")]
+    Handshake(#[source] io::Error),
+}
+
+impl AcceptError {
+    /// Bounded label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnknownSni(_) => "unknown_sni",
+            Self::Handshake(e) => match e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+                    "client_cert"
+                }
+                Some(_) => "tls",
+                None => "io",
+            },
+        }
+    }
+}
+
+/// An accepted connection: the stream, its site, and the verdict on its client certificate.
+pub struct Accepted {
+    /// The TLS stream.
+    pub stream: TlsStream<TcpStream>,
+    /// The site chosen by SNI.
+    pub site: Arc<Site>,
+    /// Handshake facts.
+    pub info: TlsInfo,
+    /// The client certificate verdict.
+    pub client_cert: ClientCert,
+}
+
+/// Runs the handshake for `tcp` with the site `runtime` assigns to its SNI. The caller bounds
+/// it with the handshake timeout.
+pub async fn accept(tcp: TcpStream, runtime: &Runtime) -> Result<Accepted, AcceptError> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
+        .await
+        .map_err(AcceptError::Handshake)?;
+    let sni = start
+        .client_hello()
+        .server_name()
+        .map(str::to_ascii_lowercase);
+    let site = runtime
+        .site_for_sni(sni.as_deref())
+        .cloned()
+        .ok_or_else(|| AcceptError::UnknownSni(sni.clone().unwrap_or_default()))?;
+    let stream = start
+        .into_stream(Arc::clone(&site.tls))
+        .await
+        .map_err(AcceptError::Handshake)?;
+    let (_, conn) = stream.get_ref();
+    let info = TlsInfo {
+        sni,
+        version: match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "TLS",
+        },
+        resumed: matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
+        h2: conn.alpn_protocol() == Some(b"h2"),
+    };
+    let client_cert = site.client_auth.classify(conn.peer_certificates());
+    Ok(Accepted {
+        stream,
+        site,
+        info,
+        client_cert,
+    })
+}

@@ -1,0 +1,167 @@
+//! The response body type, which also writes the access-log line.
+//!
+//! The line is written when the body is finished or dropped, so it records the bytes actually
+//! sent and the whole duration, including streamed bodies and aborted downloads.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Instant;
+
+/// One request's access-log fields (IIS W3C names in comments).
+#[derive(Debug)]
+pub struct AccessRecord {
+    /// Request start.
+    pub start: Instant,
+    /// c-ip.
+    pub client_ip: std::net::IpAddr,
+    /// s-sitename.
+    pub site: Arc<str>,
+    /// cs-method.
+    pub method: http::Method,
+    /// cs-uri-stem (the path as the client sent it; the query is never logged).
+    pub path: String,
+    /// HTTP version.
+    pub version: http::Version,
+    /// sc-status.
+    pub status: u16,
+    /// sc-substatus.
+    pub substatus: u16,
+    /// cs-username.
+    pub user: Option<Arc<str>>,
+    /// Mapping family that produced the user.
+    pub mapping: Option<&'static str>,
+    /// SHA-1 thumbprint of the client certificate.
+    pub thumbprint: Option<Arc<str>>,
+    /// TLS version and resumption.
+    pub tls: &'static str,
+    /// Whether the TLS session was resumed.
+    pub resumed: bool,
+}
+
+impl AccessRecord {
+    fn emit(&self, bytes: u64, complete: bool) {
+        let duration = self.start.elapsed();
+        tracing::info!(
+            target: "certgate::access",
+            client_ip = %self.client_ip,
+            site = %self.site,
+            method = %self.method,
+            path = %self.path,
+            version = ?self.version,
+            status = self.status,
+            substatus = self.substatus,
+            code = %format_args!("{}.{}", self.status, self.substatus),
+            user = self.user.as_deref().unwrap_or("-"),
+            mapping = self.mapping.unwrap_or("-"),
+            thumbprint = self.thumbprint.as_deref().unwrap_or("-"),
+            tls = self.tls,
+            resumed = self.resumed,
+            bytes,
+            duration_ms = %format_args!("{:.3}", duration.as_secs_f64() * 1000.0),
+            complete,
+            "access"
+        );
+    }
+}
+
+enum Inner {
+    Empty,
+    Full(Option<Bytes>),
+    Stream(Incoming),
+}
+
+/// A response body: empty, fixed, or streamed from the backend.
+pub struct ProxyBody {
+    inner: Inner,
+    bytes: u64,
+    done: bool,
+    record: Option<Box<AccessRecord>>,
+}
+
+impl ProxyBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self::new(Inner::Empty)
+    }
+
+    /// A fixed body.
+    pub fn full(bytes: Bytes) -> Self {
+        Self::new(Inner::Full(Some(bytes)))
+    }
+
+    /// A body streamed from the backend.
+    pub fn stream(body: Incoming) -> Self {
+        Self::new(Inner::Stream(body))
+    }
+
+    fn new(inner: Inner) -> Self {
+        Self {
+            inner,
+            bytes: 0,
+            done: false,
+            record: None,
+        }
+    }
+
+    /// Attaches the access record, written when the body ends.
+    pub fn with_record(mut self, record: AccessRecord) -> Self {
+        self.record = Some(Box::new(record));
+        self
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        let complete = self.done || self.is_end_stream();
+        if let Some(record) = self.record.take() {
+            record.emit(self.bytes, complete);
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let polled = match &mut this.inner {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Inner::Stream(body) => Pin::new(body).poll_frame(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => this.done = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Empty => true,
+            Inner::Full(data) => data.is_none(),
+            Inner::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Stream(body) => body.size_hint(),
+        }
+    }
+}
