@@ -162,7 +162,9 @@ anonymous_authentication = true
 
     /// Stops the proxy and the backend.
     pub async fn stop(self) {
-        self.server.shutdown(std::time::Duration::from_secs(5)).await;
+        self.server
+            .shutdown(std::time::Duration::from_secs(5))
+            .await;
         self.backend_shutdown.cancel();
     }
 }

@@ -56,15 +56,24 @@ pub async fn spawn(addr: SocketAddr, shutdown: CancellationToken) -> std::io::Re
     Ok(bound)
 }
 
-async fn respond(peer: SocketAddr, mut req: Request<Incoming>) -> Result<Response<EchoBody>, Infallible> {
+async fn respond(
+    peer: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<EchoBody>, Infallible> {
     let path = req.uri().path().to_owned();
     if req.headers().contains_key(header::UPGRADE) {
         return Ok(websocket(&mut req));
     }
-    if let Some(ms) = path.strip_prefix("/delay/").and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(ms) = path
+        .strip_prefix("/delay/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
     }
-    if let Some(n) = path.strip_prefix("/bytes/").and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(n) = path
+        .strip_prefix("/bytes/")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         return Ok(stream_bytes(n));
     }
     let status = path

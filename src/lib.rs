@@ -7,15 +7,15 @@
 //! per-request phases and forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), and
 //! [`admin`] serves health endpoints.
 
+pub mod admin;
 pub mod config;
+pub mod demo;
+pub mod echo;
 pub mod identity;
 pub mod iis;
-pub mod mapping;
-pub mod proxy;
-pub mod tls;
-pub mod admin;
-pub mod server;
-pub mod echo;
-pub mod pki;
 pub mod logging;
-pub mod demo;
+pub mod mapping;
+pub mod pki;
+pub mod proxy;
+pub mod server;
+pub mod tls;

@@ -115,7 +115,10 @@ async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCo
         Ok(r) => r,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("certgate: configuration rejected ({} error(s))", errors.0.len());
+            eprintln!(
+                "certgate: configuration rejected ({} error(s))",
+                errors.0.len()
+            );
             return Ok(ExitCode::from(2));
         }
     };
@@ -145,7 +148,10 @@ async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCo
             },
         }
     }
-    tracing::info!(?shutdown_timeout, "shutting down: finishing in-flight requests");
+    tracing::info!(
+        ?shutdown_timeout,
+        "shutting down: finishing in-flight requests"
+    );
     server.shutdown(shutdown_timeout).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -52,9 +52,9 @@ impl Server {
     pub async fn start(runtime: Runtime, resumption: Arc<ResumptionKeys>) -> io::Result<Self> {
         let mut listeners = Vec::new();
         for addr in &runtime.server.listen {
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-            })?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             listeners.push(listener);
         }
         let admin = match runtime.server.admin_listen {
@@ -77,7 +77,11 @@ impl Server {
         let admin_addr = match admin {
             Some(listener) => {
                 let addr = listener.local_addr()?;
-                tasks.spawn(crate::admin::serve(listener, Arc::clone(&shared), shared.shutdown.clone()));
+                tasks.spawn(crate::admin::serve(
+                    listener,
+                    Arc::clone(&shared),
+                    shared.shutdown.clone(),
+                ));
                 Some(addr)
             }
             None => None,
@@ -111,8 +115,14 @@ impl Server {
     pub async fn shutdown(self, deadline: Duration) {
         self.shared.shutdown.cancel();
         self.tasks.close();
-        if tokio::time::timeout(deadline, self.tasks.wait()).await.is_err() {
-            tracing::warn!(?deadline, "connections still open after the shutdown deadline; closing them");
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?deadline,
+                "connections still open after the shutdown deadline; closing them"
+            );
         }
     }
 }

@@ -49,7 +49,10 @@ async fn respond(
         "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
         "/readyz" => {
             let runtime = shared.runtime();
-            (StatusCode::OK, format!("ready: {} site(s)\n", runtime.sites.len()))
+            (
+                StatusCode::OK,
+                format!("ready: {} site(s)\n", runtime.sites.len()),
+            )
         }
         _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
     };

@@ -189,7 +189,12 @@ async fn phases(
     if stripped > 0 {
         tracing::debug!(site = %conn.site.name, count = stripped, "stripped client-sent identity headers");
     }
-    for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &FORWARDED] {
+    for name in [
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+    ] {
         headers.remove(name);
     }
     match &decision {

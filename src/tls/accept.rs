@@ -45,9 +45,9 @@ impl AcceptError {
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
             {
-                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
-                    "client_cert"
-                }
+                Some(
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented,
+                ) => "client_cert",
                 Some(_) => "tls",
                 None => "io",
             },
