@@ -1,0 +1,3 @@
+//! Client-certificate mapping strategies.
+
+pub mod many_to_one;
