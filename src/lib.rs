@@ -9,4 +9,5 @@
 
 pub mod config;
 pub mod identity;
+pub mod iis_import;
 pub mod mapping;
