@@ -278,9 +278,17 @@ pub fn import(
                 name: name.clone(),
                 known: known(),
             })?;
-            if !chosen.iter().any(|s| std::ptr::eq(*s, site)) {
-                chosen.push(site);
+            if chosen.iter().any(|s| std::ptr::eq(*s, site)) {
+                continue;
             }
+            if !has_https(site) {
+                warnings.push(format!(
+                    "site '{}' has no https binding; imported because --site names it, \
+                     without host names or a derived listener",
+                    site.name
+                ));
+            }
+            chosen.push(site);
         }
         chosen
     };
@@ -882,6 +890,17 @@ impl Emit<'_> {
                 }
             })
             .collect();
+        for e in m
+            .many_to_one
+            .iter()
+            .filter(|e| e.user_name.trim().is_empty())
+        {
+            self.warnings.push(format!(
+                "{}: site '{site}', many-to-one mapping '{}' has no userName; IIS rejects it \
+                 (nonEmptyString) and so does `certgate check`",
+                e.at, e.name
+            ));
+        }
         let many_to_one = m
             .many_to_one
             .iter()

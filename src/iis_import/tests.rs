@@ -454,6 +454,15 @@ fn site_filter() {
         "contoso-app/web.config: applies to site 'Contoso Site', which is not imported"
     ));
 
+    let opts = ImportOptions {
+        sites: vec!["Default Web Site".into()],
+        ..ImportOptions::default()
+    };
+    let imported = import(APP_HOST, &[], &opts).unwrap();
+    assert_eq!(imported.config.sites[0].name, "Default Web Site");
+    assert!(imported.config.server.listen.is_empty());
+    assert!(has(&imported.warnings, "imported because --site names it"));
+
     let err = import(
         APP_HOST,
         &[],
