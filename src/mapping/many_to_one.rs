@@ -8,9 +8,10 @@
 //! - `*` matches any run of characters, including none; there is no `?` and no escaping, and the
 //!   pattern is anchored to the whole value;
 //! - a sub-field that occurs several times (two `OU`s) matches if **any** value matches
-//!   [OPEN in IIS; the fail-closed alternative "all values" would let a certificate dodge a Deny
-//!   mapping by carrying one extra `OU`, so "any" is the safer reading for Deny and the documented
-//!   intent for Allow];
+//!   [OPEN in IIS]. Neither reading fails closed for both permission modes: "all values" would let
+//!   a certificate dodge a Deny mapping by carrying one extra `OU`, "any" lets an extra `OU`
+//!   satisfy an Allow rule. "Any" follows reference §2.4, and keeps Deny mappings (which come
+//!   first) effective;
 //! - a sub-field the certificate lacks fails the rule;
 //! - a mapping with no rules never matches [OPEN in IIS], instead of matching everything.
 //!
