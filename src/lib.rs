@@ -13,6 +13,7 @@ pub mod demo;
 pub mod echo;
 pub mod identity;
 pub mod iis;
+pub mod iis_import;
 pub mod logging;
 pub mod mapping;
 pub mod pki;

@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         port: u16,
     },
+    /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
+    ImportIis(certgate::iis_import::cli::ImportIisArgs),
     /// Run the built-in echo backend (reports what it receives as JSON).
     EchoBackend {
         /// Address to listen on.
@@ -90,6 +92,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { config } => Ok(check(&config)),
         Command::CertB64 { file } => cert_b64(&file),
         Command::Demo { dir, port } => demo(dir, port).await,
+        Command::ImportIis(args) => {
+            certgate::iis_import::cli::execute(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::EchoBackend { listen } => {
             let shutdown = tokio_util::sync::CancellationToken::new();
             let addr = certgate::echo::spawn(listen, shutdown.clone())

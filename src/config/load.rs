@@ -14,6 +14,7 @@ use super::raw::{RawConfig, RawIisMapping, RawLocation, RawOneToOne, RawSite};
 use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
 use crate::identity::sha256;
 use crate::iis::SslFlags;
+use crate::mapping::many_to_one::ManyToOneSet;
 use crate::mapping::one_to_one::{OneToOneIndex, decode_certificate_text};
 use crate::mapping::{MappedUser, Mapper, MappingKind};
 use crate::proxy::headers::IdentityHeaders;
@@ -315,11 +316,12 @@ impl<'a> Loader<'a> {
     fn file_value(&mut self, key: &str, value: &str) -> Option<PathBuf> {
         if let Some(rest) = value.strip_prefix(PLACEHOLDER_PREFIX) {
             let flag = rest.trim_end_matches(')');
+            let what = if flag == "--backend" { "URL" } else { "FILE" };
             self.error(
                 key,
                 format!(
                     "placeholder left by `certgate import-iis`: IIS keeps this outside its XML; \
-                     re-run import-iis with {flag} FILE, or set this key by hand"
+                     re-run import-iis with {flag} {what}, or set this key by hand"
                 ),
             );
             return None;
@@ -574,17 +576,50 @@ impl<'a> Loader<'a> {
             let ekey = format!("{key}.one_to_one_mappings[{j}]");
             self.one_to_one(&ekey, entry, &mut index);
         }
-        if !raw.many_to_one_mappings.is_empty() {
-            self.error(
-                format!("{key}.many_to_one_mappings"),
-                "many-to-one mappings are not supported by this build",
+        let many_key = format!("{key}.many_to_one_mappings");
+        let many_to_one = match ManyToOneSet::compile(&raw.many_to_one_mappings, &many_key) {
+            Ok(set) => {
+                for w in set.warnings() {
+                    self.warn(&many_key, w);
+                }
+                set
+            }
+            Err(errors) => {
+                for e in errors {
+                    self.error(e.key, e.reason);
+                }
+                ManyToOneSet::default()
+            }
+        };
+        if raw
+            .many_to_one_mappings
+            .iter()
+            .any(|m| m.password_env.is_some() || m.password_file.is_some())
+        {
+            self.warn(
+                &many_key,
+                "a mapping password is only used by directory credential checks, which this \
+                 build does not perform",
             );
         }
+        let many_to_one_users = many_to_one
+            .mappings()
+            .iter()
+            .map(|m| {
+                Arc::new(MappedUser {
+                    user_name: m.user_name().into(),
+                    kind: MappingKind::ManyToOne,
+                    source: m.name().into(),
+                })
+            })
+            .collect();
         Mapper {
             enabled: raw.enabled,
             one_to_one_enabled: raw.one_to_one_certificate_mappings_enabled.unwrap_or(true),
             many_to_one_enabled: raw.many_to_one_certificate_mappings_enabled.unwrap_or(true),
             one_to_one: index,
+            many_to_one,
+            many_to_one_users,
             default_logon_domain: raw.default_logon_domain.clone(),
         }
     }
@@ -703,6 +738,7 @@ impl<'a> Loader<'a> {
             );
             return None;
         }
+        let errors_before = self.errors.len();
         let mut roots = RootCertStore::empty();
         for (j, file) in raw.client_ca.iter().enumerate() {
             let ckey = format!("{key}.client_ca[{j}]");
@@ -749,6 +785,9 @@ impl<'a> Loader<'a> {
             allow_unknown_status: raw.allow_unknown_revocation_status.unwrap_or(false),
             allow_expired_crl: raw.allow_expired_crl.unwrap_or(false),
         };
+        if self.errors.len() != errors_before {
+            return None;
+        }
         let mandatory = scopes.iter().all(|s| s.ssl_flags.require_cert);
         match ClientAuth::new(roots, crls, &policy, reporting, mandatory) {
             Ok(auth) => Some(Arc::new(auth)),

@@ -4,11 +4,13 @@
 //! The mapper only decides *who* the certificate is; chain validation has already happened in
 //! [`crate::tls`], and whether the answer is acceptable for a path is [`crate::proxy`]'s job.
 
+pub mod many_to_one;
 pub mod one_to_one;
 
 use std::sync::Arc;
 
 use crate::identity::CertFacts;
+use many_to_one::{ManyToOneSet, Permission};
 use one_to_one::OneToOneIndex;
 
 /// Which IIS mapping family produced a user; logged and counted.
@@ -38,7 +40,7 @@ pub struct MappedUser {
     pub user_name: Arc<str>,
     /// The family the mapping belongs to.
     pub kind: MappingKind,
-    /// Where the mapping is configured (a key path or a many-to-one name), for logs and explain.
+    /// Where the mapping is configured: a one-to-one key path, or a many-to-one mapping's name.
     pub source: Arc<str>,
 }
 
@@ -68,6 +70,11 @@ pub struct Mapper {
     pub many_to_one_enabled: bool,
     /// Enabled one-to-one entries.
     pub one_to_one: OneToOneIndex,
+    /// Many-to-one mappings in priority (file) order.
+    pub many_to_one: ManyToOneSet,
+    /// The user each many-to-one mapping names, by position, built once so a match allocates
+    /// nothing.
+    pub many_to_one_users: Vec<Arc<MappedUser>>,
     /// `default_logon_domain`, applied to bare user names by directory checks.
     pub default_logon_domain: Option<String>,
 }
@@ -82,6 +89,22 @@ impl Mapper {
             && let Some(user) = self.one_to_one.lookup(&facts.sha256)
         {
             return MappingOutcome::Allow(Arc::clone(user));
+        }
+        if self.many_to_one_enabled {
+            let found = self
+                .many_to_one
+                .mappings()
+                .iter()
+                .zip(&self.many_to_one_users)
+                .find(|(m, _)| m.matches(facts));
+            if let Some((mapping, user)) = found {
+                return match mapping.permission() {
+                    Permission::Deny => MappingOutcome::Deny {
+                        mapping: Arc::clone(&user.source),
+                    },
+                    _ => MappingOutcome::Allow(Arc::clone(user)),
+                };
+            }
         }
         MappingOutcome::NoMatch
     }
