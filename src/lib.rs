@@ -20,3 +20,4 @@ pub mod pki;
 pub mod proxy;
 pub mod server;
 pub mod tls;
+pub mod explain;

@@ -56,6 +56,27 @@ enum Command {
         #[arg(long, default_value_t = 8443)]
         port: u16,
     },
+    /// Show, step by step, what the proxy would answer a certificate and why.
+    Explain {
+        /// Configuration file.
+        #[arg(short, long, env = "CERTGATE_CONFIG")]
+        config: PathBuf,
+        /// Client certificate (PEM or DER; a PEM file may add intermediates after the leaf).
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// Host name of the request (chooses the site as SNI would).
+        #[arg(long, conflicts_with = "site")]
+        host: Option<String>,
+        /// Site name.
+        #[arg(long)]
+        site: Option<String>,
+        /// Request path.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
     /// Run the built-in echo backend (reports what it receives as JSON).
@@ -92,6 +113,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { config } => Ok(check(&config)),
         Command::CertB64 { file } => cert_b64(&file),
         Command::Demo { dir, port } => demo(dir, port).await,
+        Command::Explain {
+            config,
+            cert,
+            host,
+            site,
+            path,
+            json,
+        } => explain(&config, cert.as_deref(), host.as_deref(), site.as_deref(), &path, json),
         Command::ImportIis(args) => {
             certgate::iis_import::cli::execute(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -186,6 +215,36 @@ fn check(config: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn explain(
+    config: &Path,
+    cert: Option<&Path>,
+    host: Option<&str>,
+    site: Option<&str>,
+    path: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let resumption = ResumptionKeys::default();
+    let runtime = match Runtime::load(config, &resumption) {
+        Ok(r) => r,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let chain = match cert {
+        Some(file) => certgate::tls::load_certificates(file)?,
+        None => Vec::new(),
+    };
+    let target = certgate::explain::Target { host, site, path };
+    let explanation = certgate::explain::explain(&runtime, &chain, &target)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print!("{explanation}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cert_b64(file: &Path) -> anyhow::Result<ExitCode> {

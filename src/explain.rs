@@ -1,0 +1,414 @@
+//! `certgate explain`: why a certificate is allowed or denied, by the proxy's own code.
+//!
+//! The decision is reached by the same functions the proxy calls per connection and request
+//! (chain classification, location lookup, [`crate::proxy::authn::authenticate`], the mapper);
+//! explain only records each step on the way so a person can see which one to fix.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rustls::pki_types::CertificateDer;
+use serde::Serialize;
+
+use crate::config::{Runtime, Site};
+use crate::identity::CertFacts;
+use crate::mapping::many_to_one::MappingTrace;
+use crate::mapping::{Mapper, MappingOutcome};
+use crate::proxy::authn::{Decision, authenticate};
+use crate::proxy::path;
+use crate::tls::client_auth::ClientCert;
+
+/// What to explain: a certificate chain (leaf first) sent to a site and path.
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    /// Host name the request would name (chooses the site like SNI does).
+    pub host: Option<&'a str>,
+    /// Site name, instead of `host`.
+    pub site: Option<&'a str>,
+    /// Request path.
+    pub path: &'a str,
+}
+
+/// Why explain could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// No site matches the host or name.
+    #[error("{0}")]
+    NoSite(String),
+    /// The path cannot be normalised (the proxy would answer 400).
+    #[error("path `{path}` is refused by the proxy (400): {reason}")]
+    BadPath {
+        /// The path given.
+        path: String,
+        /// Why.
+        reason: path::PathError,
+    },
+    /// No certificate in the file.
+    #[error("the certificate file holds no certificate")]
+    NoCertificate,
+}
+
+/// The certificate as read.
+#[derive(Debug, Serialize)]
+pub struct CertificateSummary {
+    /// Subject, IIS display order.
+    pub subject: String,
+    /// Issuer, IIS display order.
+    pub issuer: String,
+    /// Serial, uppercase hex.
+    pub serial: String,
+    /// SHA-1 thumbprint.
+    pub thumbprint: String,
+    /// notBefore, RFC 3339.
+    pub not_before: String,
+    /// notAfter, RFC 3339.
+    pub not_after: String,
+}
+
+/// The chain check.
+#[derive(Debug, Serialize)]
+pub struct ChainCheck {
+    /// `valid`, `rejected`, or `absent`.
+    pub outcome: &'static str,
+    /// The IIS status for a rejection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The validator's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The one-to-one lookup.
+#[derive(Debug, Serialize)]
+pub struct OneToOneCheck {
+    /// Enabled entries in the index.
+    pub entries: usize,
+    /// The entry that holds this exact certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hit: Option<String>,
+    /// The user it maps to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+}
+
+/// The mapper's part of the decision.
+#[derive(Debug, Serialize)]
+pub struct MapperCheck {
+    /// Section `enabled`.
+    pub enabled: bool,
+    /// `one_to_one_certificate_mappings_enabled`.
+    pub one_to_one_enabled: bool,
+    /// `many_to_one_certificate_mappings_enabled`.
+    pub many_to_one_enabled: bool,
+    /// One-to-one lookup.
+    pub one_to_one: OneToOneCheck,
+    /// Every many-to-one mapping, in priority order.
+    pub many_to_one: Vec<MappingTrace>,
+}
+
+/// The final answer.
+#[derive(Debug, Serialize)]
+pub struct Verdict {
+    /// HTTP status.
+    pub status: u16,
+    /// IIS sub-status.
+    pub substatus: u16,
+    /// `status.substatus`.
+    pub code: String,
+    /// What happens: forwarded (as whom) or refused (why).
+    pub summary: String,
+    /// The mapped user, when forwarded as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Mapping family that produced the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<String>,
+}
+
+/// The whole trace.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    /// The certificate.
+    pub certificate: Option<CertificateSummary>,
+    /// Site chosen.
+    pub site: String,
+    /// How it was chosen.
+    pub site_chosen_by: String,
+    /// Path as given.
+    pub path: String,
+    /// Location that applies (`/` for the site root).
+    pub location: String,
+    /// Effective ssl_flags.
+    pub ssl_flags: String,
+    /// Effective anonymous_authentication.
+    pub anonymous_authentication: bool,
+    /// Chain check.
+    pub chain: ChainCheck,
+    /// Mapper trace (absent when the mapper is never consulted).
+    pub mapper: Option<MapperCheck>,
+    /// The answer.
+    pub verdict: Verdict,
+}
+
+/// Explains what the proxy would answer for `chain` at `target`.
+pub fn explain(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Result<Explanation, ExplainError> {
+    let (site, chosen_by) = choose_site(runtime, target)?;
+    let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
+        path: target.path.to_owned(),
+        reason,
+    })?;
+    let scope = site.scope_for(&normalized.canonical);
+    let client_cert = site.client_auth.classify((!chain.is_empty()).then_some(chain));
+    let certificate = chain
+        .first()
+        .and_then(|leaf| CertFacts::parse(leaf).ok())
+        .map(|f| summary(&f));
+
+    let chain_check = match &client_cert {
+        ClientCert::Absent if !chain.is_empty() => ChainCheck {
+            outcome: "not requested",
+            status: None,
+            detail: Some(
+                "no ssl_flags of this site ask for client certificates, so none is requested"
+                    .into(),
+            ),
+        },
+        ClientCert::Absent => ChainCheck {
+            outcome: "absent",
+            status: None,
+            detail: None,
+        },
+        ClientCert::Rejected { status, detail, .. } => ChainCheck {
+            outcome: "rejected",
+            status: Some(status.to_string()),
+            detail: Some(detail.clone()),
+        },
+        ClientCert::Valid(_) => ChainCheck {
+            outcome: "valid",
+            status: None,
+            detail: Some("chains to client_ca, within its validity period, not revoked".into()),
+        },
+    };
+
+    let mut mapper_check = None;
+    let decision = authenticate(scope, &client_cert, |facts| {
+        let (check, outcome) = trace_mapper(&scope.mapper, facts);
+        mapper_check = Some(check);
+        outcome
+    });
+    let verdict = match decision {
+        Ok(Decision::User { user, .. }) => Verdict {
+            status: 200,
+            substatus: 0,
+            code: "200".into(),
+            summary: format!(
+                "forwarded to the backend as {} ({} mapping {})",
+                user.user_name,
+                user.kind.as_str(),
+                user.source
+            ),
+            user_name: Some(user.user_name.to_string()),
+            mapping: Some(user.kind.as_str().into()),
+        },
+        Ok(Decision::Anonymous { cert }) => Verdict {
+            status: 200,
+            substatus: 0,
+            code: "200".into(),
+            summary: if cert.is_some() {
+                "forwarded anonymously (no mapping matched; anonymous_authentication is on), with \
+                 the certificate headers but no user"
+                    .into()
+            } else {
+                "forwarded anonymously (anonymous_authentication is on), without identity headers"
+                    .into()
+            },
+            user_name: None,
+            mapping: None,
+        },
+        Err(status) => Verdict {
+            status: status.status,
+            substatus: status.substatus,
+            code: status.code(),
+            summary: format!("refused: {} {}", status.code(), status.reason),
+            user_name: None,
+            mapping: None,
+        },
+    };
+
+    Ok(Explanation {
+        certificate,
+        site: site.name.clone(),
+        site_chosen_by: chosen_by,
+        path: target.path.to_owned(),
+        location: scope.path.clone(),
+        ssl_flags: scope.ssl_flags.to_string(),
+        anonymous_authentication: scope.anonymous,
+        chain: chain_check,
+        mapper: mapper_check,
+        verdict,
+    })
+}
+
+fn choose_site<'r>(
+    runtime: &'r Runtime,
+    target: &Target<'_>,
+) -> Result<(&'r Arc<Site>, String), ExplainError> {
+    if let Some(name) = target.site {
+        return runtime
+            .sites
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|s| (s, format!("--site {name}")))
+            .ok_or_else(|| {
+                let names: Vec<&str> = runtime.sites.iter().map(|s| s.name.as_str()).collect();
+                ExplainError::NoSite(format!("no site named `{name}` (sites: {})", names.join(", ")))
+            });
+    }
+    match target.host {
+        Some(host) => runtime
+            .site_for_sni(Some(host))
+            .map(|s| (s, format!("host name {host}")))
+            .ok_or_else(|| ExplainError::NoSite(format!("no site serves host name `{host}`"))),
+        None => runtime
+            .site_for_sni(None)
+            .map(|s| (s, "default site (no --host or --site)".to_owned()))
+            .ok_or_else(|| ExplainError::NoSite("the configuration has no site".into())),
+    }
+}
+
+/// Runs the mapper as the proxy does and records each step.
+fn trace_mapper(mapper: &Mapper, facts: &CertFacts) -> (MapperCheck, MappingOutcome) {
+    let hit = mapper.one_to_one.lookup(&facts.sha256);
+    let check = MapperCheck {
+        enabled: mapper.enabled,
+        one_to_one_enabled: mapper.one_to_one_enabled,
+        many_to_one_enabled: mapper.many_to_one_enabled,
+        one_to_one: OneToOneCheck {
+            entries: mapper.one_to_one.len(),
+            hit: hit.map(|u| u.source.to_string()),
+            user_name: hit.map(|u| u.user_name.to_string()),
+        },
+        many_to_one: mapper.many_to_one.explain(facts),
+    };
+    (check, mapper.map(facts))
+}
+
+fn summary(f: &CertFacts) -> CertificateSummary {
+    CertificateSummary {
+        subject: f.subject.to_display_string(),
+        issuer: f.issuer.to_display_string(),
+        serial: f.serial_hex(),
+        thumbprint: f.thumbprint(),
+        not_before: rfc3339(f.not_before),
+        not_after: rfc3339(f.not_after),
+    }
+}
+
+fn rfc3339(ts: i64) -> String {
+    u64::try_from(ts)
+        .map(|s| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s)).to_string())
+        .unwrap_or_else(|_| format!("{ts} (before 1970)"))
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        match &self.certificate {
+            Some(c) => {
+                let _ = writeln!(out, "certificate  {}", c.subject);
+                let _ = writeln!(out, "  issuer      {}", c.issuer);
+                let _ = writeln!(out, "  serial      {}", c.serial);
+                let _ = writeln!(out, "  thumbprint  {}", c.thumbprint);
+                let _ = writeln!(out, "  valid       {} to {}", c.not_before, c.not_after);
+            }
+            None => {
+                let _ = writeln!(out, "certificate  (none)");
+            }
+        }
+        let _ = writeln!(out, "site         {} (chosen by {})", self.site, self.site_chosen_by);
+        let _ = writeln!(out, "path         {} -> location {}", self.path, self.location);
+        let _ = writeln!(
+            out,
+            "  ssl_flags   {}; anonymous_authentication = {}",
+            self.ssl_flags, self.anonymous_authentication
+        );
+        let _ = write!(out, "chain        {}", self.chain.outcome);
+        if let Some(s) = &self.chain.status {
+            let _ = write!(out, ": {s}");
+        }
+        if let Some(d) = &self.chain.detail {
+            let _ = write!(out, " ({d})");
+        }
+        out.push('\n');
+        match &self.mapper {
+            None => {
+                let _ = writeln!(out, "mapper       not consulted");
+            }
+            Some(m) => {
+                let _ = writeln!(
+                    out,
+                    "mapper       {} (one-to-one {}, many-to-one {})",
+                    if m.enabled { "enabled" } else { "disabled: no mapping applies" },
+                    on_off(m.one_to_one_enabled),
+                    on_off(m.many_to_one_enabled)
+                );
+                match (&m.one_to_one.hit, &m.one_to_one.user_name) {
+                    (Some(source), Some(user)) => {
+                        let _ = writeln!(out, "  one-to-one  HIT {source} -> {user}");
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            out,
+                            "  one-to-one  miss ({} entr{}; none holds this exact certificate)",
+                            m.one_to_one.entries,
+                            if m.one_to_one.entries == 1 { "y" } else { "ies" }
+                        );
+                    }
+                }
+                if m.many_to_one.is_empty() {
+                    let _ = writeln!(out, "  many-to-one (no mappings)");
+                }
+                for t in &m.many_to_one {
+                    let state = match (t.skipped, t.selected, t.all_rules_match) {
+                        (Some(reason), _, _) => format!("skipped ({reason:?})"),
+                        (None, true, _) => "MATCH (decides)".into(),
+                        (None, false, true) => "match (an earlier mapping decided)".into(),
+                        (None, false, false) => "no match".into(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  many-to-one [{}] \"{}\" {:?} -> {}: {}",
+                        t.index, t.name, t.permission, t.user_name, state
+                    );
+                    for r in &t.rules {
+                        let _ = writeln!(
+                            out,
+                            "      {} {} {:?} ({}): {} -> {}",
+                            r.certificate_field,
+                            r.certificate_sub_field,
+                            r.match_criteria,
+                            if r.compare_case_sensitive { "case-sensitive" } else { "ignore case" },
+                            if r.values.is_empty() {
+                                "no value".to_owned()
+                            } else {
+                                format!("{:?}", r.values)
+                            },
+                            r.reason
+                        );
+                    }
+                }
+            }
+        }
+        let _ = writeln!(out, "result       {} - {}", self.verdict.code, self.verdict.summary);
+        f.write_str(&out)
+    }
+}
