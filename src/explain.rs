@@ -163,7 +163,9 @@ pub fn explain(
         reason,
     })?;
     let scope = site.scope_for(&normalized.canonical);
-    let client_cert = site.client_auth.classify((!chain.is_empty()).then_some(chain));
+    let client_cert = site
+        .client_auth
+        .classify((!chain.is_empty()).then_some(chain));
     let certificate = chain
         .first()
         .and_then(|leaf| CertFacts::parse(leaf).ok())
@@ -266,7 +268,10 @@ fn choose_site<'r>(
             .map(|s| (s, format!("--site {name}")))
             .ok_or_else(|| {
                 let names: Vec<&str> = runtime.sites.iter().map(|s| s.name.as_str()).collect();
-                ExplainError::NoSite(format!("no site named `{name}` (sites: {})", names.join(", ")))
+                ExplainError::NoSite(format!(
+                    "no site named `{name}` (sites: {})",
+                    names.join(", ")
+                ))
             });
     }
     match target.host {
@@ -334,8 +339,16 @@ impl fmt::Display for Explanation {
                 let _ = writeln!(out, "certificate  (none)");
             }
         }
-        let _ = writeln!(out, "site         {} (chosen by {})", self.site, self.site_chosen_by);
-        let _ = writeln!(out, "path         {} -> location {}", self.path, self.location);
+        let _ = writeln!(
+            out,
+            "site         {} (chosen by {})",
+            self.site, self.site_chosen_by
+        );
+        let _ = writeln!(
+            out,
+            "path         {} -> location {}",
+            self.path, self.location
+        );
         let _ = writeln!(
             out,
             "  ssl_flags   {}; anonymous_authentication = {}",
@@ -357,7 +370,11 @@ impl fmt::Display for Explanation {
                 let _ = writeln!(
                     out,
                     "mapper       {} (one-to-one {}, many-to-one {})",
-                    if m.enabled { "enabled" } else { "disabled: no mapping applies" },
+                    if m.enabled {
+                        "enabled"
+                    } else {
+                        "disabled: no mapping applies"
+                    },
                     on_off(m.one_to_one_enabled),
                     on_off(m.many_to_one_enabled)
                 );
@@ -370,7 +387,11 @@ impl fmt::Display for Explanation {
                             out,
                             "  one-to-one  miss ({} entr{}; none holds this exact certificate)",
                             m.one_to_one.entries,
-                            if m.one_to_one.entries == 1 { "y" } else { "ies" }
+                            if m.one_to_one.entries == 1 {
+                                "y"
+                            } else {
+                                "ies"
+                            }
                         );
                     }
                 }
@@ -396,7 +417,11 @@ impl fmt::Display for Explanation {
                             r.certificate_field,
                             r.certificate_sub_field,
                             r.match_criteria,
-                            if r.compare_case_sensitive { "case-sensitive" } else { "ignore case" },
+                            if r.compare_case_sensitive {
+                                "case-sensitive"
+                            } else {
+                                "ignore case"
+                            },
                             if r.values.is_empty() {
                                 "no value".to_owned()
                             } else {
@@ -408,7 +433,11 @@ impl fmt::Display for Explanation {
                 }
             }
         }
-        let _ = writeln!(out, "result       {} - {}", self.verdict.code, self.verdict.summary);
+        let _ = writeln!(
+            out,
+            "result       {} - {}",
+            self.verdict.code, self.verdict.summary
+        );
         f.write_str(&out)
     }
 }

@@ -120,7 +120,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             site,
             path,
             json,
-        } => explain(&config, cert.as_deref(), host.as_deref(), site.as_deref(), &path, json),
+        } => explain(
+            &config,
+            cert.as_deref(),
+            host.as_deref(),
+            site.as_deref(),
+            &path,
+            json,
+        ),
         Command::ImportIis(args) => {
             certgate::iis_import::cli::execute(&args)?;
             Ok(ExitCode::SUCCESS)
