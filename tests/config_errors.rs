@@ -1,0 +1,233 @@
+//! Every kind of bad configuration is an error naming the file, the TOML key path and the
+//! reason; `certgate check` lists them all and exits non-zero.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use certgate::config::{ConfigError, Runtime};
+use certgate::tls::server::ResumptionKeys;
+use support::{BASIC, Pki};
+
+fn dir_with_pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    Pki::new().write(dir.path());
+    dir
+}
+
+fn load(dir: &Path, text: &str) -> Result<Runtime, Vec<ConfigError>> {
+    let path = dir.join("certgate.toml");
+    let text = text.replace("{backend}", "127.0.0.1:9");
+    std::fs::write(&path, &text).unwrap();
+    Runtime::load(&path, &ResumptionKeys::default()).map_err(|e| e.0)
+}
+
+/// Asserts exactly one error at `key` whose reason contains `reason`, naming the file.
+fn assert_error(dir: &Path, text: &str, key: &str, reason: &str) {
+    let errors = load(dir, text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));
+    let found = errors.iter().find(|e| e.key == key);
+    let Some(e) = found else {
+        panic!("no error at `{key}`; got: {errors:#?}");
+    };
+    assert!(e.reason.contains(reason), "`{}` lacks `{reason}`", e.reason);
+    assert!(e.file.ends_with("certgate.toml"));
+    let shown = e.to_string();
+    assert!(shown.contains("certgate.toml") && shown.contains(key), "{shown}");
+}
+
+#[test]
+fn the_basic_config_loads() {
+    let dir = dir_with_pki();
+    let runtime = load(dir.path(), BASIC).unwrap();
+    assert_eq!(runtime.sites.len(), 1);
+}
+
+#[test]
+fn unknown_keys_name_their_path_and_position() {
+    let dir = dir_with_pki();
+    let text = BASIC.replacen("enabled = true\n", "enabled = true\nenabeld = true\n", 1);
+    let errors = load(dir.path(), &text).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    let e = &errors[0];
+    assert!(e.reason.contains("unknown field `enabeld`"), "{e}");
+    assert!(e.reason.contains("line "), "{e}");
+    assert!(
+        e.key.contains("iis_client_certificate_mapping_authentication"),
+        "{e}"
+    );
+    // Wrong types too.
+    let text = BASIC.replace("anonymous_authentication = false", "anonymous_authentication = \"no\"");
+    let errors = load(dir.path(), &text).unwrap_err();
+    assert_eq!(errors[0].key, "site[0].anonymous_authentication");
+}
+
+#[test]
+fn missing_and_unreadable_files() {
+    let dir = dir_with_pki();
+    assert_error(
+        dir.path(),
+        &BASIC.replace("\"server.crt\"", "\"missing.crt\""),
+        "site[0].certificate",
+        "cannot read",
+    );
+    std::fs::write(dir.path().join("garbage.key"), "-----BEGIN NONSENSE-----\nAAAA\n-----END NONSENSE-----\n").unwrap();
+    assert_error(
+        dir.path(),
+        &BASIC.replace("\"server.key\"", "\"garbage.key\""),
+        "site[0].private_key",
+        "no usable private key",
+    );
+    std::fs::write(dir.path().join("notacert.crt"), "hello").unwrap();
+    assert_error(
+        dir.path(),
+        &BASIC.replace("client_ca = [\"ca.crt\"]", "client_ca = [\"ca.crt\", \"notacert.crt\"]"),
+        "site[0].client_ca[1]",
+        "neither PEM nor DER",
+    );
+    // A key that does not belong to the certificate.
+    std::fs::write(dir.path().join("other.key"), Pki::new().server.key_pem).unwrap();
+    assert_error(
+        dir.path(),
+        &BASIC.replace("\"server.key\"", "\"other.key\""),
+        "site[0].private_key",
+        "cannot be used with the certificate",
+    );
+}
+
+#[test]
+fn bad_mapping_certificates() {
+    let dir = dir_with_pki();
+    let inline = |value: &str| {
+        BASIC.replace("certificate_file = \"alice.crt\"", &format!("certificate = \"{value}\""))
+    };
+    assert_error(
+        dir.path(),
+        &inline("MIIC!!notbase64"),
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0].certificate",
+        "not valid base64",
+    );
+    assert_error(
+        dir.path(),
+        &inline("aGVsbG8gd29ybGQ="),
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0].certificate",
+        "not an X.509 certificate",
+    );
+    // The same certificate twice, once as a file and once pasted as PEM with line breaks.
+    let pem = std::fs::read_to_string(dir.path().join("alice.crt")).unwrap();
+    let dup = format!(
+        "{BASIC}\n[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]\n\
+         user_name = \"EXAMPLE\\\\mallory\"\ncertificate = '''\n{pem}'''\n"
+    );
+    let dup = dup.replace(
+        "[[site.location]]\npath = \"/public\"\nssl_flags = \"Ssl\"\nanonymous_authentication = true\n",
+        "",
+    );
+    assert_error(
+        dir.path(),
+        &dup,
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[1]",
+        "already mapped by site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0]",
+    );
+}
+
+#[test]
+fn host_names_claimed_twice() {
+    let dir = dir_with_pki();
+    let second = BASIC
+        .split("[[site]]")
+        .nth(1)
+        .unwrap()
+        .replace("Default Web Site", "Second Site")
+        .replace("[\"localhost\", \"site-a.test\"]", "[\"other.test\", \"SITE-A.test\"]");
+    let text = format!("{BASIC}\n[[site]]{second}");
+    assert_error(dir.path(), &text, "site[1].host_names[1]", "already claimed by site[0]");
+}
+
+#[test]
+fn bad_values() {
+    let dir = dir_with_pki();
+    assert_error(
+        dir.path(),
+        &BASIC.replace("Ssl, SslNegotiateCert, SslRequireCert", "Ssl, SslRequiredCert"),
+        "site[0].ssl_flags",
+        "unknown flag `SslRequiredCert`",
+    );
+    assert_error(
+        dir.path(),
+        &BASIC.replace("client_ca = [\"ca.crt\"]", "client_ca = []"),
+        "site[0].client_ca",
+        "needs client_ca",
+    );
+    assert_error(
+        dir.path(),
+        &BASIC.replace("http://{backend}", "ftp://example.test"),
+        "site[0].backend",
+        "only http:// and https://",
+    );
+    assert_error(
+        dir.path(),
+        &BASIC.replace("listen = [\"127.0.0.1:0\"]", "listen = [\"localhost\"]"),
+        "server.listen[0]",
+        "not an IP:port",
+    );
+    assert_error(
+        dir.path(),
+        &BASIC.replace("path = \"/public\"", "path = \"/public/../..\""),
+        "site[0].location[0].path",
+        "climbs above",
+    );
+    assert_error(
+        dir.path(),
+        &BASIC.replace("\"server.crt\"", "\"IMPORT-PLACEHOLDER(--certificate)\""),
+        "site[0].certificate",
+        "re-run import-iis with --certificate FILE",
+    );
+    let m2o = format!(
+        "{BASIC}\n[[site.iis_client_certificate_mapping_authentication.many_to_one_mappings]]\n\
+         name = \"x\"\nuser_name = \"u\"\nrules = [{{ certificate_field = \"Subject\", \
+         certificate_sub_field = \"Shoe size\", match_criteria = \"42\" }}]\n"
+    )
+    .replace(
+        "[[site.location]]\npath = \"/public\"\nssl_flags = \"Ssl\"\nanonymous_authentication = true\n",
+        "",
+    );
+    assert_error(
+        dir.path(),
+        &m2o,
+        "site[0].iis_client_certificate_mapping_authentication.many_to_one_mappings[0].rules[0].certificate_sub_field",
+        "Shoe size",
+    );
+}
+
+#[test]
+fn check_reports_every_error_and_exits_non_zero() {
+    let dir = dir_with_pki();
+    let text = BASIC
+        .replace("\"server.crt\"", "\"missing.crt\"")
+        .replace("Ssl, SslNegotiateCert, SslRequireCert", "Ssl, Bogus")
+        .replace("{backend}", "127.0.0.1:9");
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_certgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("site[0].certificate"), "{stderr}");
+    assert!(stderr.contains("site[0].ssl_flags"), "{stderr}");
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+
+    std::fs::write(&path, BASIC.replace("{backend}", "127.0.0.1:9")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_certgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 site(s)"));
+}
