@@ -7,5 +7,6 @@
 //! per-request phases and forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), and
 //! [`admin`] serves health endpoints.
 
+pub mod bench;
 pub mod config;
 pub mod identity;
