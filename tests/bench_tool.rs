@@ -147,6 +147,7 @@ fn args(pki: &Pki, addr: SocketAddr, mode: Mode) -> BenchArgs {
         method: http::Method::GET,
         headers: vec!["X-Bench: 1".into()],
         tls_version: None,
+        kx_groups: Vec::new(),
         json: false,
         quiet: true,
     }
@@ -166,7 +167,10 @@ async fn handshake_mode_does_full_handshakes() {
     assert!(summary.ok > 0, "{summary}");
     assert!(summary.errors.is_empty(), "{summary}");
     assert_eq!(summary.resumed, 0, "{summary}");
+    assert_eq!(summary.hello_retries, 0, "{summary}");
     assert!(summary.connections >= summary.ok, "{summary}");
+    let negotiated = summary.negotiated.as_deref().unwrap_or_default();
+    assert!(negotiated.starts_with("TLSv1_3 "), "{negotiated}");
     assert!(summary.latency.p50 > Duration::ZERO && summary.latency.p99 <= summary.latency.max);
 }
 
@@ -274,4 +278,21 @@ async fn refused_connections_are_connect_errors() {
     let summary = bench::run(&args).await.unwrap();
     assert_eq!(count(&summary, ErrorKind::Connect), 4, "{summary}");
     assert!(summary.to_string().contains("connect: 4"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_exchange_group_can_be_pinned() {
+    let pki = Pki::new();
+    let addr = serve(&pki, StatusCode::OK).await;
+    let mut args = args(&pki, addr, Mode::Handshake);
+    args.requests = Some(2);
+    args.kx_groups = vec!["p256".into()];
+    let summary = bench::run(&args).await.unwrap();
+    assert_eq!(summary.ok, 2, "{summary}");
+    let negotiated = summary.negotiated.unwrap_or_default();
+    assert!(negotiated.ends_with(" secp256r1"), "{negotiated}");
+
+    args.kx_groups = vec!["x448".into()];
+    let err = bench::run(&args).await.unwrap_err();
+    assert!(matches!(err, bench::BenchError::KxGroup { .. }), "{err}");
 }

@@ -126,6 +126,12 @@ pub struct BenchArgs {
     /// Offer only this TLS version.
     #[arg(long, value_enum)]
     pub tls_version: Option<TlsVersion>,
+    /// Key-exchange groups to offer, in preference order, comma-separated (x25519, p256, p384,
+    /// x25519mlkem768). Default: rustls' list, which starts with the post-quantum hybrid
+    /// X25519MLKEM768. Pin one group when comparing servers that differ in PQ support, or the
+    /// comparison measures the key exchange rather than the server.
+    #[arg(long, value_delimiter = ',', value_name = "GROUPS")]
+    pub kx_groups: Vec<String>,
     /// Print the summary as JSON on stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -200,6 +206,14 @@ pub enum BenchError {
         added: usize,
         /// Certificates that could not be parsed.
         ignored: usize,
+    },
+    /// --kx-groups names a group the provider does not have.
+    #[error("unknown key-exchange group {name:?}; available: {available}")]
+    KxGroup {
+        /// The name as given.
+        name: String,
+        /// What the provider offers.
+        available: String,
     },
     /// rustls rejected the client configuration (for example a key that does not match).
     #[error("TLS client configuration")]
@@ -306,6 +320,13 @@ pub struct Summary {
     pub connections: u64,
     /// Of those, how many resumed a session.
     pub resumed: u64,
+    /// Of those, how many needed a HelloRetryRequest: the server accepted none of our key
+    /// shares (for example an OpenSSL without X25519MLKEM768 and no X25519 share), which costs a
+    /// round trip and a second key generation per handshake.
+    pub hello_retries: u64,
+    /// Protocol version, cipher suite and key-exchange group of the first handshake, e.g.
+    /// `TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519`.
+    pub negotiated: Option<String>,
     /// Latency of the 2xx requests.
     pub latency: Latency,
     /// CPU time (user + system) the generator itself used during the run, if the platform
@@ -362,6 +383,8 @@ impl Summary {
             "connections": self.connections,
             "resumed": self.resumed,
             "resumed_fraction": self.resumed_fraction(),
+            "hello_retries": self.hello_retries,
+            "negotiated": self.negotiated,
             "latency": {
                 "min_us": us(self.latency.min),
                 "mean_us": us(self.latency.mean),
@@ -393,24 +416,35 @@ impl fmt::Display for Summary {
             self.error_count()
         )?;
         writeln!(f, "  rate         {:.1} req/s (2xx only)", self.rate())?;
-        writeln!(
+        write!(
             f,
-            "  handshakes   {} ({} resumed, {:.1} %)",
+            "  handshakes   {} ({} resumed, {:.1} %",
             self.connections,
             self.resumed,
             self.resumed_fraction() * 100.0
         )?;
+        if self.hello_retries > 0 {
+            write!(f, "; {} needed a HelloRetryRequest", self.hello_retries)?;
+        }
+        writeln!(f, ")")?;
+        if let Some(negotiated) = &self.negotiated {
+            writeln!(f, "  tls          {negotiated}")?;
+        }
         let l = &self.latency;
-        writeln!(
-            f,
-            "  latency      p50 {}  p90 {}  p99 {}  max {}  (min {}, mean {})",
-            Ms(l.p50),
-            Ms(l.p90),
-            Ms(l.p99),
-            Ms(l.max),
-            Ms(l.min),
-            Ms(l.mean)
-        )?;
+        if self.ok == 0 {
+            writeln!(f, "  latency      n/a (no successful request)")?;
+        } else {
+            writeln!(
+                f,
+                "  latency      p50 {}  p90 {}  p99 {}  max {}  (min {}, mean {})",
+                Ms(l.p50),
+                Ms(l.p90),
+                Ms(l.p99),
+                Ms(l.max),
+                Ms(l.min),
+                Ms(l.mean)
+            )?;
+        }
         if self.errors.is_empty() {
             writeln!(f, "  errors       none")?;
         } else {
@@ -534,6 +568,8 @@ pub async fn run(args: &BenchArgs) -> Result<Summary, BenchError> {
         error_examples: total.examples,
         connections: total.connections,
         resumed: total.resumed,
+        hello_retries: total.hello_retries,
+        negotiated: total.negotiated,
         latency: Latency {
             min: h.min(),
             mean: h.mean(),
@@ -620,6 +656,7 @@ async fn plan(args: &BenchArgs) -> Result<Plan, BenchError> {
         &args.key,
         args.mode,
         args.tls_version,
+        &args.kx_groups,
         256,
     )?;
 
@@ -723,6 +760,8 @@ mod tests {
             "1.3",
             "-H",
             "X-A: b",
+            "--kx-groups",
+            "x25519,p256",
         ])
         .unwrap();
         assert_eq!(cli.bench.mode, Mode::Keepalive);
@@ -730,6 +769,7 @@ mod tests {
         assert_eq!(cli.bench.duration, Duration::from_millis(500));
         assert_eq!(cli.bench.timeout, Duration::from_millis(250));
         assert_eq!(cli.bench.tls_version, Some(TlsVersion::Tls13));
+        assert_eq!(cli.bench.kx_groups, ["x25519", "p256"]);
         assert!(
             Cli::try_parse_from([
                 "bench",
@@ -770,6 +810,8 @@ mod tests {
             error_examples: BTreeMap::new(),
             connections: 12,
             resumed: 9,
+            hello_retries: 0,
+            negotiated: None,
             latency: Latency {
                 p50: Duration::from_micros(1500),
                 ..Latency::default()

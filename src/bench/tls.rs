@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use rustls::client::Resumption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::crypto::{SupportedKxGroup, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -32,9 +32,14 @@ pub(super) fn client_config(
     key: &Path,
     mode: Mode,
     version: Option<TlsVersion>,
+    kx_groups: &[String],
     sessions: usize,
 ) -> Result<ClientConfig, BenchError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !kx_groups.is_empty() {
+        provider.kx_groups = select_kx_groups(&provider.kx_groups, kx_groups)?;
+    }
+    let provider = Arc::new(provider);
     let versions: &[&'static rustls::SupportedProtocolVersion] = match version {
         None => rustls::DEFAULT_VERSIONS,
         Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
@@ -76,6 +81,37 @@ pub(super) fn client_config(
         Mode::Resume | Mode::Keepalive => Resumption::in_memory_sessions(sessions),
     };
     Ok(config)
+}
+
+/// The provider's groups named in `names`, in that order (the first one gets a key share).
+/// Names are rustls' `NamedGroup` names, case-insensitive, plus `p256`/`p384`/`p521`.
+fn select_kx_groups(
+    available: &[&'static dyn SupportedKxGroup],
+    names: &[String],
+) -> Result<Vec<&'static dyn SupportedKxGroup>, BenchError> {
+    names
+        .iter()
+        .map(|name| {
+            let wanted = match name.to_ascii_lowercase().as_str() {
+                "p256" | "p-256" => "secp256r1".to_owned(),
+                "p384" | "p-384" => "secp384r1".to_owned(),
+                "p521" | "p-521" => "secp521r1".to_owned(),
+                other => other.to_owned(),
+            };
+            available
+                .iter()
+                .find(|g| format!("{:?}", g.name()).eq_ignore_ascii_case(&wanted))
+                .copied()
+                .ok_or_else(|| BenchError::KxGroup {
+                    name: name.clone(),
+                    available: available
+                        .iter()
+                        .map(|g| format!("{:?}", g.name()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+        })
+        .collect()
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, BenchError> {

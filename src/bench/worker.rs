@@ -36,6 +36,8 @@ pub(super) struct Report {
     pub(super) examples: BTreeMap<ErrorKind, String>,
     pub(super) connections: u64,
     pub(super) resumed: u64,
+    pub(super) hello_retries: u64,
+    pub(super) negotiated: Option<String>,
     pub(super) latency: Histogram,
 }
 
@@ -50,6 +52,10 @@ impl Report {
         }
         self.connections += other.connections;
         self.resumed += other.resumed;
+        self.hello_retries += other.hello_retries;
+        if self.negotiated.is_none() {
+            self.negotiated = other.negotiated;
+        }
         self.latency.merge(&other.latency);
     }
 
@@ -218,10 +224,29 @@ async fn connect(plan: &Plan, report: &mut Report) -> Result<TlsStream<TcpStream
         .await
         .map_err(|e| classify(&e, Phase::Handshake))?;
     report.connections += 1;
-    if tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed) {
-        report.resumed += 1;
+    let session = tls.get_ref().1;
+    if report.negotiated.is_none() {
+        report.negotiated = Some(describe(session));
+    }
+    match session.handshake_kind() {
+        Some(HandshakeKind::Resumed) => report.resumed += 1,
+        Some(HandshakeKind::FullWithHelloRetryRequest) => report.hello_retries += 1,
+        _ => {}
     }
     Ok(tls)
+}
+
+fn describe(session: &rustls::ClientConnection) -> String {
+    let version = session
+        .protocol_version()
+        .map_or_else(|| "?".to_owned(), |v| format!("{v:?}"));
+    let suite = session
+        .negotiated_cipher_suite()
+        .map_or_else(|| "?".to_owned(), |s| format!("{:?}", s.suite()));
+    let group = session
+        .negotiated_key_exchange_group()
+        .map_or_else(|| "?".to_owned(), |g| format!("{:?}", g.name()));
+    format!("{version} {suite} {group}")
 }
 
 fn request(plan: &Plan) -> Request<Empty<Bytes>> {
