@@ -284,6 +284,15 @@ cpu_ticks() {
     echo "$total"
 }
 
+# "busy total" jiffies of one CPU from /proc/stat, to tell whether the server core was saturated.
+core_jiffies() {
+    local line
+    line=$(grep "^cpu$1 " /proc/stat)
+    read -r -a f <<<"$line"
+    # user nice system idle iowait irq softirq steal
+    echo "$((f[1] + f[2] + f[3] + f[6] + f[7] + f[8])) $((f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7] + f[8]))"
+}
+
 bench() {
     local port=$1 mode=$2 secs=$3 kx=()
     [[ -n $KX_GROUPS ]] && kx=(--kx-groups "$KX_GROUPS")
@@ -293,7 +302,7 @@ bench() {
 }
 
 RESULTS=$WORK/results.tsv
-printf 'server\tmode\tjson\tserver_cpu_s\tbackend_cpu_s\n' >"$RESULTS"
+printf 'server\tmode\tjson\tserver_cpu_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
 
 for server in $SERVERS; do
     case $server in
@@ -306,13 +315,16 @@ for server in $SERVERS; do
         bench "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
         s0=$(cpu_ticks "${SERVER_PID[$server]}")
         b0=$(cpu_ticks "$BACKEND_PID")
+        read -r busy0 total0 <<<"$(core_jiffies "$SERVER_CPU")"
         out=$WORK/$server-$mode.json
         bench "${SERVER_PORT[$server]}" "$mode" "$DURATION" >"$out"
         s1=$(cpu_ticks "${SERVER_PID[$server]}")
         b1=$(cpu_ticks "$BACKEND_PID")
-        printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
+        read -r busy1 total1 <<<"$(core_jiffies "$SERVER_CPU")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
             "$(python3 -c "print(($s1 - $s0) / $CLK_TCK)")" \
-            "$(python3 -c "print(($b1 - $b0) / $CLK_TCK)")" >>"$RESULTS"
+            "$(python3 -c "print(($b1 - $b0) / $CLK_TCK)")" \
+            "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
     done
     # One proxy at a time on the server core.
     kill -TERM "${SERVER_PID[$server]}" 2>/dev/null || true
@@ -338,16 +350,18 @@ with open(path) as f:
             "errors": s["errors_total"],
             "resumed": 100 * s["resumed_fraction"],
             "tls": s.get("negotiated") or "?",
+            "core": float(r["core_busy"]),
         }
 
 print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections, ECDSA P-256 keys")
 hdr = (f"{'mode':<10} {'server':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} "
-       f"{'backend µs/req':>15} {'gen cpu%':>9} {'resumed%':>9} {'errors':>7}")
+       f"{'backend µs/req':>15} {'core busy%':>11} {'gen cpu%':>9} {'resumed%':>9} {'errors':>7}")
 print(hdr)
 print("-" * len(hdr))
 for (server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     print(f"{mode:<10} {server:<9} {v['rate']:>9.0f} {v['p50']:>8.2f} {v['p99']:>8.2f} "
-          f"{v['cpu']:>11.1f} {v['backend']:>15.1f} {v['gen']:>9.0f} {v['resumed']:>9.0f} {v['errors']:>7}")
+          f"{v['cpu']:>11.1f} {v['backend']:>15.1f} {v['core']:>11.0f} {v['gen']:>9.0f} {v['resumed']:>9.0f} "
+          f"{v['errors']:>7}")
 modes = sorted({m for _, m in rows})
 ratios = [(m, rows[("certgate", m)], rows[("nginx", m)]) for m in modes
           if ("certgate", m) in rows and ("nginx", m) in rows]
@@ -362,5 +376,6 @@ else:
 print("\nnegotiated:")
 for server in sorted({s for s, _ in rows}):
     print(f"  {server:<9} {next(v['tls'] for (s, _), v in rows.items() if s == server)}")
-print("gen cpu% near 100 means the load generator, not the server, set the rate.")
+print("core busy% is the server core (proxy + backend + kernel); near 100 means the server side")
+print("set the rate. gen cpu% near 100 means the load generator did.")
 PY
