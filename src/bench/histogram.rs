@@ -59,11 +59,6 @@ impl Histogram {
         self.sum += other.sum;
     }
 
-    /// Number of observations.
-    pub fn count(&self) -> u64 {
-        self.total
-    }
-
     /// Largest observation, exact.
     pub fn max(&self) -> Duration {
         Duration::from_nanos(if self.total == 0 { 0 } else { self.max })
@@ -202,7 +197,7 @@ mod tests {
         b.record(Duration::from_millis(3));
         b.record(Duration::from_millis(5));
         a.merge(&b);
-        assert_eq!(a.count(), 3);
+        assert_eq!(a.total, 3);
         assert_eq!(a.min(), Duration::from_millis(1));
         assert_eq!(a.max(), Duration::from_millis(5));
         assert_eq!(a.quantile(0.5).as_millis(), 3);

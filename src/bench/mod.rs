@@ -8,7 +8,7 @@
 //! [`Mode`] isolates one of them, so capacity planning can use the right number.
 //!
 //! The run is bounded by time and optionally by a request count, and stops by itself. Each
-//! worker keeps its own [`histogram::Histogram`] and counters and hands them back at the end;
+//! worker keeps its own log-linear latency histogram and counters and hands them back at the end;
 //! the only shared state on the hot path is two relaxed atomic counters for the progress line.
 
 mod histogram;
@@ -30,8 +30,6 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
-
-pub use histogram::Histogram;
 
 /// What each request costs the server, i.e. what the run measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
