@@ -8,6 +8,7 @@
 //! [`admin`] serves health endpoints.
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod echo;

@@ -79,6 +79,14 @@ enum Command {
     },
     /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
+    /// Load-test any mTLS endpoint: full handshakes, resumed handshakes or keep-alive requests.
+    Bench(certgate::bench::BenchArgs),
+    /// Exit 0 if the admin endpoint answers /healthz (for container HEALTHCHECKs).
+    Healthcheck {
+        /// Health URL.
+        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+    },
     /// Run the built-in echo backend (reports what it receives as JSON).
     EchoBackend {
         /// Address to listen on.
@@ -128,6 +136,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             &path,
             json,
         ),
+        Command::Bench(args) => {
+            let summary = certgate::bench::run(&args).await?;
+            if args.json {
+                println!("{:#}", summary.to_json());
+            } else {
+                print!("{summary}");
+            }
+            Ok(if summary.ok == 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Healthcheck { url } => certgate::admin::healthcheck(&url)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .or_else(|e| {
+                eprintln!("unhealthy: {e}");
+                Ok(ExitCode::FAILURE)
+            }),
         Command::ImportIis(args) => {
             certgate::iis_import::cli::execute(&args)?;
             Ok(ExitCode::SUCCESS)

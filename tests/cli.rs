@@ -26,10 +26,18 @@ fn cert_b64_prints_the_iis_one_line_form_for_pem_and_der() {
     std::fs::write(dir.path().join("a.crt"), &cert.cert_pem).unwrap();
     std::fs::write(dir.path().join("a.der"), cert.der.as_ref()).unwrap();
     for name in ["a.crt", "a.der"] {
-        let out = Command::new(BIN).arg("cert-b64").arg(dir.path().join(name)).output().unwrap();
+        let out = Command::new(BIN)
+            .arg("cert-b64")
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), expected);
-        assert!(!String::from_utf8_lossy(&out.stdout).trim_end().contains('\n'));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout)
+                .trim_end()
+                .contains('\n')
+        );
         assert!(String::from_utf8_lossy(&out.stderr).contains("CN=alice"));
     }
     std::fs::write(
@@ -37,7 +45,11 @@ fn cert_b64_prints_the_iis_one_line_form_for_pem_and_der() {
         format!("{}{}", cert.cert_pem, ca.cert_pem),
     )
     .unwrap();
-    let out = Command::new(BIN).arg("cert-b64").arg(dir.path().join("two.crt")).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("cert-b64")
+        .arg(dir.path().join("two.crt"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds 2 certificates"));
 }
@@ -75,7 +87,9 @@ async fn demo_serves_what_it_prints_and_stops_on_ctrl_c() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), read).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .unwrap();
     let port: u16 = printed
         .split("https://localhost:")
         .nth(1)
@@ -88,23 +102,46 @@ async fn demo_serves_what_it_prints_and_stops_on_ctrl_c() {
     let ca = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
     let alice = load_identity(dir.path(), "alice");
     let bob = load_identity(dir.path(), "bob");
-    let get = |path: &str| Request::get(path).header("host", "localhost").body(Bytes::new()).unwrap();
+    let get = |path: &str| {
+        Request::get(path)
+            .header("host", "localhost")
+            .body(Bytes::new())
+            .unwrap()
+    };
 
-    let resp = support::Client::new(&ca, Some(&alice)).send(addr, "localhost", get("/hello")).await.unwrap();
+    let resp = support::Client::new(&ca, Some(&alice))
+        .send(addr, "localhost", get("/hello"))
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.echo()["headers"]["x-remote-user"], "DEMO\\alice");
-    let resp = support::Client::new(&ca, Some(&bob)).send(addr, "localhost", get("/hello")).await.unwrap();
+    let resp = support::Client::new(&ca, Some(&bob))
+        .send(addr, "localhost", get("/hello"))
+        .await
+        .unwrap();
     assert_eq!(resp.status, 401);
     assert!(resp.text().contains("401.2"));
-    let resp = support::Client::new(&ca, None).send(addr, "localhost", get("/hello")).await.unwrap();
+    let resp = support::Client::new(&ca, None)
+        .send(addr, "localhost", get("/hello"))
+        .await
+        .unwrap();
     assert!(resp.text().contains("403.7"));
-    let resp = support::Client::new(&ca, None).send(addr, "localhost", get("/public/")).await.unwrap();
+    let resp = support::Client::new(&ca, None)
+        .send(addr, "localhost", get("/public/"))
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
 
     // Ctrl-C: a clean exit.
     let pid = child.id().unwrap();
-    Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "{status:?}");
 
     // One JSON access-log line per request, with IIS status and substatus.

@@ -27,7 +27,9 @@ fn load(dir: &Path, text: &str) -> Result<Runtime, Vec<ConfigError>> {
 
 /// Asserts exactly one error at `key` whose reason contains `reason`, naming the file.
 fn assert_error(dir: &Path, text: &str, key: &str, reason: &str) {
-    let errors = load(dir, text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));
+    let errors = load(dir, text)
+        .err()
+        .unwrap_or_else(|| panic!("accepted:\n{text}"));
     let found = errors.iter().find(|e| e.key == key);
     let Some(e) = found else {
         panic!("no error at `{key}`; got: {errors:#?}");
@@ -35,7 +37,10 @@ fn assert_error(dir: &Path, text: &str, key: &str, reason: &str) {
     assert!(e.reason.contains(reason), "`{}` lacks `{reason}`", e.reason);
     assert!(e.file.ends_with("certgate.toml"));
     let shown = e.to_string();
-    assert!(shown.contains("certgate.toml") && shown.contains(key), "{shown}");
+    assert!(
+        shown.contains("certgate.toml") && shown.contains(key),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -55,11 +60,15 @@ fn unknown_keys_name_their_path_and_position() {
     assert!(e.reason.contains("unknown field `enabeld`"), "{e}");
     assert!(e.reason.contains("line "), "{e}");
     assert!(
-        e.key.contains("iis_client_certificate_mapping_authentication"),
+        e.key
+            .contains("iis_client_certificate_mapping_authentication"),
         "{e}"
     );
     // Wrong types too.
-    let text = BASIC.replace("anonymous_authentication = false", "anonymous_authentication = \"no\"");
+    let text = BASIC.replace(
+        "anonymous_authentication = false",
+        "anonymous_authentication = \"no\"",
+    );
     let errors = load(dir.path(), &text).unwrap_err();
     assert_eq!(errors[0].key, "site[0].anonymous_authentication");
 }
@@ -73,7 +82,11 @@ fn missing_and_unreadable_files() {
         "site[0].certificate",
         "cannot read",
     );
-    std::fs::write(dir.path().join("garbage.key"), "-----BEGIN NONSENSE-----\nAAAA\n-----END NONSENSE-----\n").unwrap();
+    std::fs::write(
+        dir.path().join("garbage.key"),
+        "-----BEGIN NONSENSE-----\nAAAA\n-----END NONSENSE-----\n",
+    )
+    .unwrap();
     assert_error(
         dir.path(),
         &BASIC.replace("\"server.key\"", "\"garbage.key\""),
@@ -83,7 +96,10 @@ fn missing_and_unreadable_files() {
     std::fs::write(dir.path().join("notacert.crt"), "hello").unwrap();
     assert_error(
         dir.path(),
-        &BASIC.replace("client_ca = [\"ca.crt\"]", "client_ca = [\"ca.crt\", \"notacert.crt\"]"),
+        &BASIC.replace(
+            "client_ca = [\"ca.crt\"]",
+            "client_ca = [\"ca.crt\", \"notacert.crt\"]",
+        ),
         "site[0].client_ca[1]",
         "neither PEM nor DER",
     );
@@ -101,7 +117,10 @@ fn missing_and_unreadable_files() {
 fn bad_mapping_certificates() {
     let dir = dir_with_pki();
     let inline = |value: &str| {
-        BASIC.replace("certificate_file = \"alice.crt\"", &format!("certificate = \"{value}\""))
+        BASIC.replace(
+            "certificate_file = \"alice.crt\"",
+            &format!("certificate = \"{value}\""),
+        )
     };
     assert_error(
         dir.path(),
@@ -141,9 +160,17 @@ fn host_names_claimed_twice() {
         .nth(1)
         .unwrap()
         .replace("Default Web Site", "Second Site")
-        .replace("[\"localhost\", \"site-a.test\"]", "[\"other.test\", \"SITE-A.test\"]");
+        .replace(
+            "[\"localhost\", \"site-a.test\"]",
+            "[\"other.test\", \"SITE-A.test\"]",
+        );
     let text = format!("{BASIC}\n[[site]]{second}");
-    assert_error(dir.path(), &text, "site[1].host_names[1]", "already claimed by site[0]");
+    assert_error(
+        dir.path(),
+        &text,
+        "site[1].host_names[1]",
+        "already claimed by site[0]",
+    );
 }
 
 #[test]
@@ -151,7 +178,10 @@ fn bad_values() {
     let dir = dir_with_pki();
     assert_error(
         dir.path(),
-        &BASIC.replace("Ssl, SslNegotiateCert, SslRequireCert", "Ssl, SslRequiredCert"),
+        &BASIC.replace(
+            "Ssl, SslNegotiateCert, SslRequireCert",
+            "Ssl, SslRequiredCert",
+        ),
         "site[0].ssl_flags",
         "unknown flag `SslRequiredCert`",
     );
@@ -228,6 +258,10 @@ fn check_reports_every_error_and_exits_non_zero() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 site(s)"));
 }

@@ -64,3 +64,76 @@ async fn respond(
     );
     Ok(resp)
 }
+
+/// Why a health check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthcheckError {
+    /// The URL is not `http://host:port/path`.
+    #[error("`{0}` is not an http:// URL with a host and port")]
+    BadUrl(String),
+    /// Nothing answered in time.
+    #[error("no answer from {0} within 5s")]
+    Timeout(String),
+    /// Connection or protocol failure.
+    #[error("{url}: {reason}")]
+    Failed {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The endpoint answered but not with 200.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// GETs an admin URL and succeeds on 200: the container `HEALTHCHECK`, which needs no curl in
+/// the image.
+pub async fn healthcheck(url: &str) -> Result<(), HealthcheckError> {
+    use http_body_util::Empty;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| HealthcheckError::BadUrl(url.into()))?;
+    let authority = uri
+        .authority()
+        .filter(|_| uri.scheme_str() == Some("http"))
+        .ok_or_else(|| HealthcheckError::BadUrl(url.into()))?
+        .clone();
+    let failed = |reason: String| HealthcheckError::Failed {
+        url: url.into(),
+        reason,
+    };
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = Request::get(uri.path())
+            .header(header::HOST, authority.as_str())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| failed(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if resp.status() == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(HealthcheckError::Status {
+                url: url.into(),
+                status: resp.status().as_u16(),
+            })
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), attempt)
+        .await
+        .map_err(|_| HealthcheckError::Timeout(url.into()))?
+}

@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# certgate vs nginx on the same mTLS job, side by side, on loopback.
+#
+# Both proxies terminate TLS 1.3 with an ECDSA P-256 server key, require a client certificate
+# from the same CA, and forward to the same plain-HTTP backend over a keep-alive upstream with
+# the client's subject DN and certificate as headers. `certgate bench` drives each one in
+# handshake mode (one full handshake per request) and keepalive mode, and the script reads the
+# server's CPU time from /proc before and after, so the table shows CPU µs per request next to
+# the rate and latency: on a shared 2-core box the CPU cost is the number that transfers.
+#
+# Placement (override with env): load generator on core 0, proxy and backend on core 1.
+# The backend shares the proxy's core so the generator keeps a whole core; its CPU is reported
+# separately, and it is the same backend for both proxies.
+#
+# Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"] [-k]
+#   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
+#   -m  modes to run (handshake, resume, keepalive) -s  servers to run (nginx, certgate)
+#   -k  keep the work directory (configs, logs, raw JSON) instead of deleting it
+# Env: CERTGATE_BIN (skip cargo build), GEN_CPU, SERVER_CPU, BACKEND_CPU, PORT_BASE (18440),
+#      WARMUP (2 s), BACKEND=nginx|certgate (certgate = `certgate echo-backend`), CERTGATE_LOG,
+#      KX_GROUPS (default x25519: Debian's nginx/OpenSSL 3.0 has no X25519MLKEM768 while rustls
+#      prefers it, so without pinning the comparison would mostly measure the key exchange;
+#      set KX_GROUPS= to let each server pick).
+#
+# Needs: nginx (apt-get install nginx-light), openssl, taskset (util-linux), python3, a Rust
+# toolchain unless CERTGATE_BIN is set. Everything runs as the current user in a temp dir.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+CONC=${CONC:-16}
+MODES=${MODES:-"handshake keepalive"}
+SERVERS=${SERVERS:-"nginx certgate"}
+KEEP=${KEEP:-0}
+WARMUP=${WARMUP:-2}
+GEN_CPU=${GEN_CPU:-0}
+SERVER_CPU=${SERVER_CPU:-1}
+BACKEND_CPU=${BACKEND_CPU:-1}
+PORT_BASE=${PORT_BASE:-18440}
+BACKEND=${BACKEND:-nginx}
+CERTGATE_LOG=${CERTGATE_LOG:-warn}
+KX_GROUPS=${KX_GROUPS-x25519}
+
+while getopts "d:c:m:s:kh" opt; do
+    case $opt in
+        d) DURATION=$OPTARG ;;
+        c) CONC=$OPTARG ;;
+        m) MODES=$OPTARG ;;
+        s) SERVERS=$OPTARG ;;
+        k) KEEP=1 ;;
+        h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) exit 2 ;;
+    esac
+done
+
+NGINX_PORT=$PORT_BASE
+CERTGATE_PORT=$((PORT_BASE + 1))
+BACKEND_PORT=$((PORT_BASE + 2))
+ADMIN_PORT=$((PORT_BASE + 3))
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+for tool in openssl taskset python3; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+NGINX_BIN=${NGINX_BIN:-$(command -v nginx || true)}
+[[ -n $NGINX_BIN ]] || die "nginx not found (apt-get install -y nginx-light)"
+[[ $(nproc) -ge 2 ]] || log "warning: fewer than 2 CPUs; pinning will overlap"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/certgate-compare.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $KEEP == 1 || $rc != 0 ]]; then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits until something accepts on $1 while process $2 is alive.
+wait_port() {
+    local port=$1 pid=$2 name=$3
+    for _ in $(seq 200); do
+        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up; see $WORK/$name.log"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    die "$name did not listen on 127.0.0.1:$port within 10 s"
+}
+
+for port in "$NGINX_PORT" "$CERTGATE_PORT" "$BACKEND_PORT" "$ADMIN_PORT"; do
+    port_free "$port" || die "port $port is in use; set PORT_BASE"
+done
+
+# --- certgate binary -------------------------------------------------------------------------
+if [[ -z ${CERTGATE_BIN:-} ]]; then
+    log "building certgate (cargo build --release)"
+    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
+    CERTGATE_BIN=$REPO/target/release/certgate
+fi
+"$CERTGATE_BIN" bench --help >/dev/null 2>&1 || die "$CERTGATE_BIN has no 'bench' subcommand"
+
+# --- PKI: one CA, server and client certificates, all ECDSA P-256 -------------------------------
+log "PKI in $WORK/pki"
+mkdir -p "$WORK/pki"
+(
+    cd "$WORK/pki"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 2 -subj '/CN=certgate bench CA' \
+        -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign' \
+        2>/dev/null
+    openssl req "${ec[@]}" -keyout server.key -out server.csr -subj '/CN=localhost' 2>/dev/null
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out server.crt \
+        -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n') \
+        2>/dev/null
+    openssl req "${ec[@]}" -keyout client.key -out client.csr -subj '/DC=test/DC=bench/CN=client' 2>/dev/null
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt \
+        -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n') \
+        2>/dev/null
+)
+PKI=$WORK/pki
+
+# --- nginx configs ---------------------------------------------------------------------------
+# Common prelude: everything nginx writes stays under its own prefix.
+nginx_conf() {
+    local dir=$1 body=$2
+    mkdir -p "$dir/logs" "$dir/tmp"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+$body
+}
+EOF
+}
+
+# Starts nginx in the foreground (-g 'daemon off;') so the PID we hold is the master; sets
+# STARTED_PID. Not called in $(...): the PID must be a child of this shell for cleanup.
+start_nginx() {
+    local name=$1 cpu=$2 dir=$WORK/$1
+    "$NGINX_BIN" -t -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' >"$WORK/$name.log" 2>&1 \
+        || die "nginx config test failed for $name: $(cat "$WORK/$name.log")"
+    taskset -c "$cpu" "$NGINX_BIN" -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' \
+        >>"$WORK/$name.log" 2>&1 &
+    STARTED_PID=$!
+    PIDS+=("$STARTED_PID")
+}
+
+# --- backend ----------------------------------------------------------------------------------
+case $BACKEND in
+    nginx)
+        nginx_conf "$WORK/backend" "    server {
+        listen 127.0.0.1:$BACKEND_PORT;
+        location / { return 200 \"ok\\n\"; }
+    }"
+        start_nginx backend "$BACKEND_CPU"
+        BACKEND_PID=$STARTED_PID
+        ;;
+    certgate)
+        taskset -c "$BACKEND_CPU" "$CERTGATE_BIN" echo-backend --listen "127.0.0.1:$BACKEND_PORT" \
+            >"$WORK/backend.log" 2>&1 &
+        BACKEND_PID=$!
+        PIDS+=("$BACKEND_PID")
+        ;;
+    *) die "BACKEND must be nginx or certgate" ;;
+esac
+wait_port "$BACKEND_PORT" "$BACKEND_PID" backend
+
+# --- the two proxies --------------------------------------------------------------------------
+declare -A SERVER_PID SERVER_PORT
+
+start_nginx_proxy() {
+    nginx_conf "$WORK/nginx" "    upstream backend {
+        server 127.0.0.1:$BACKEND_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT ssl;
+        server_name localhost;
+        ssl_protocols TLSv1.3;
+        ssl_certificate $PKI/server.crt;
+        ssl_certificate_key $PKI/server.key;
+        ssl_client_certificate $PKI/ca.crt;
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        location / {
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header X-Client-Cert-Subject \$ssl_client_s_dn;
+            proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
+            proxy_pass http://backend;
+        }
+    }"
+    start_nginx nginx "$SERVER_CPU"
+    SERVER_PID[nginx]=$STARTED_PID
+    SERVER_PORT[nginx]=$NGINX_PORT
+    wait_port "$NGINX_PORT" "${SERVER_PID[nginx]}" nginx
+}
+
+start_certgate_proxy() {
+    if ! "$CERTGATE_BIN" run --help >/dev/null 2>&1; then
+        log "warning: $CERTGATE_BIN has no 'run' subcommand yet; skipping certgate"
+        return 1
+    fi
+    # The lead's config format. Headers other than the subject and the certificate are switched
+    # off so both proxies send the backend the same information; certgate additionally maps the
+    # certificate to a user (one-to-one), which is the job nginx cannot do.
+    cat >"$WORK/certgate.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$CERTGATE_PORT"]
+admin_listen = "127.0.0.1:$ADMIN_PORT"
+
+[headers]
+issuer = ""
+serial = ""
+thumbprint = ""
+client_cert = ""
+
+[[site]]
+name = "bench"
+host_names = ["localhost"]
+certificate = "$PKI/server.crt"
+private_key = "$PKI/server.key"
+client_ca = ["$PKI/ca.crt"]
+ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
+anonymous_authentication = false
+backend = "http://127.0.0.1:$BACKEND_PORT"
+
+[site.iis_client_certificate_mapping_authentication]
+enabled = true
+
+[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]
+user_name = "BENCH\\\\client"
+certificate_file = "$PKI/client.crt"
+EOF
+    RUST_LOG=$CERTGATE_LOG taskset -c "$SERVER_CPU" "$CERTGATE_BIN" run -c "$WORK/certgate.toml" \
+        >"$WORK/certgate.log" 2>&1 &
+    SERVER_PID[certgate]=$!
+    PIDS+=("${SERVER_PID[certgate]}")
+    SERVER_PORT[certgate]=$CERTGATE_PORT
+    wait_port "$CERTGATE_PORT" "${SERVER_PID[certgate]}" certgate
+}
+
+# utime + stime in clock ticks of a process and its direct children (nginx master + workers).
+cpu_ticks() {
+    local total=0 pid stat rest
+    for pid in "$@" $(for p in "$@"; do cat "/proc/$p/task/$p/children" 2>/dev/null || true; done); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${stat##*) }                    # fields from 3 on; comm may contain spaces
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))    # fields 14 (utime) and 15 (stime)
+    done
+    echo "$total"
+}
+
+# "busy total" jiffies of one CPU from /proc/stat, to tell whether the server core was saturated.
+core_jiffies() {
+    local line
+    line=$(grep "^cpu$1 " /proc/stat)
+    read -r -a f <<<"$line"
+    # user nice system idle iowait irq softirq steal
+    echo "$((f[1] + f[2] + f[3] + f[6] + f[7] + f[8])) $((f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7] + f[8]))"
+}
+
+bench() {
+    local port=$1 mode=$2 secs=$3 kx=()
+    [[ -n $KX_GROUPS ]] && kx=(--kx-groups "$KX_GROUPS")
+    taskset -c "$GEN_CPU" "$CERTGATE_BIN" bench "https://localhost:$port/" \
+        --cert "$PKI/client.crt" --key "$PKI/client.key" --ca "$PKI/ca.crt" \
+        --mode "$mode" -c "$CONC" -d "$secs" "${kx[@]}" --json --quiet
+}
+
+RESULTS=$WORK/results.tsv
+printf 'server\tmode\tjson\tserver_cpu_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
+
+for server in $SERVERS; do
+    case $server in
+        nginx) start_nginx_proxy ;;
+        certgate) start_certgate_proxy || continue ;;
+        *) die "unknown server $server" ;;
+    esac
+    for mode in $MODES; do
+        log "$server / $mode: warm-up ${WARMUP}s, then ${DURATION}s at -c $CONC"
+        bench "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
+        s0=$(cpu_ticks "${SERVER_PID[$server]}")
+        b0=$(cpu_ticks "$BACKEND_PID")
+        read -r busy0 total0 <<<"$(core_jiffies "$SERVER_CPU")"
+        out=$WORK/$server-$mode.json
+        bench "${SERVER_PORT[$server]}" "$mode" "$DURATION" >"$out"
+        s1=$(cpu_ticks "${SERVER_PID[$server]}")
+        b1=$(cpu_ticks "$BACKEND_PID")
+        read -r busy1 total1 <<<"$(core_jiffies "$SERVER_CPU")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
+            "$(python3 -c "print(($s1 - $s0) / $CLK_TCK)")" \
+            "$(python3 -c "print(($b1 - $b0) / $CLK_TCK)")" \
+            "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
+    done
+    # One proxy at a time on the server core.
+    kill -TERM "${SERVER_PID[$server]}" 2>/dev/null || true
+    wait "${SERVER_PID[$server]}" 2>/dev/null || true
+done
+
+python3 - "$RESULTS" "$CONC" "$DURATION" <<'PY'
+import csv, json, sys
+
+path, conc, duration = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = {}
+with open(path) as f:
+    for r in csv.DictReader(f, delimiter="\t"):
+        s = json.load(open(r["json"]))
+        ok = max(s["ok"], 1)
+        rows[(r["server"], r["mode"])] = {
+            "rate": s["rate_per_s"],
+            "p50": s["latency"]["p50_us"] / 1000,
+            "p99": s["latency"]["p99_us"] / 1000,
+            "cpu": float(r["server_cpu_s"]) * 1e6 / ok,
+            "backend": float(r["backend_cpu_s"]) * 1e6 / ok,
+            "gen": 100 * (s["client_cpu_s"] or 0) / s["elapsed_s"],
+            "errors": s["errors_total"],
+            "resumed": 100 * s["resumed_fraction"],
+            "tls": s.get("negotiated") or "?",
+            "core": float(r["core_busy"]),
+        }
+
+print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections, ECDSA P-256 keys")
+hdr = (f"{'mode':<10} {'server':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} "
+       f"{'backend µs/req':>15} {'core busy%':>11} {'gen cpu%':>9} {'resumed%':>9} {'errors':>7}")
+print(hdr)
+print("-" * len(hdr))
+for (server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+    print(f"{mode:<10} {server:<9} {v['rate']:>9.0f} {v['p50']:>8.2f} {v['p99']:>8.2f} "
+          f"{v['cpu']:>11.1f} {v['backend']:>15.1f} {v['core']:>11.0f} {v['gen']:>9.0f} {v['resumed']:>9.0f} "
+          f"{v['errors']:>7}")
+modes = sorted({m for _, m in rows})
+ratios = [(m, rows[("certgate", m)], rows[("nginx", m)]) for m in modes
+          if ("certgate", m) in rows and ("nginx", m) in rows]
+if ratios:
+    print("\ncertgate / nginx (cpu < 1 and rate > 1 favour certgate)")
+    print(f"{'mode':<10} {'cpu/req':>8} {'rate':>8} {'p50':>8} {'p99':>8}")
+    for m, c, n in ratios:
+        r = lambda k: c[k] / n[k] if n[k] else float("nan")
+        print(f"{m:<10} {r('cpu'):>8.2f} {r('rate'):>8.2f} {r('p50'):>8.2f} {r('p99'):>8.2f}")
+else:
+    print("\n(no ratios: only one server measured)")
+print("\nnegotiated:")
+for server in sorted({s for s, _ in rows}):
+    print(f"  {server:<9} {next(v['tls'] for (s, _), v in rows.items() if s == server)}")
+print("core busy% is the server core (proxy + backend + kernel); near 100 means the server side")
+print("set the rate. gen cpu% near 100 means the load generator did.")
+PY
