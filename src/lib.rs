@@ -8,4 +8,5 @@
 //! [`admin`] serves health endpoints.
 
 pub mod config;
+pub mod directory;
 pub mod identity;
