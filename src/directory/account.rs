@@ -38,7 +38,9 @@ impl LookupName {
         default_logon_domain: Option<&str>,
         domains: &[String],
     ) -> Result<Self, DenyReason> {
-        if name.trim().is_empty() {
+        // Samba compares attribute values as C strings: `alice\0junk`, correctly escaped as
+        // `alice\00junk`, still matches alice. No account name contains control characters.
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
             return Err(DenyReason::UnsupportedName);
         }
         let (domain, user) = match name.split_once('\\') {
@@ -198,6 +200,15 @@ mod tests {
         assert_eq!(p("EXAMPLE\\", None), Err(DenyReason::UnsupportedName));
         assert_eq!(p("A\\B\\c", None), Err(DenyReason::UnsupportedName));
         assert_eq!(p("  ", None), Err(DenyReason::UnsupportedName));
+        assert_eq!(p("alice\0", None), Err(DenyReason::UnsupportedName));
+        assert_eq!(
+            p("EXAMPLE\\al\nice", None),
+            Err(DenyReason::UnsupportedName)
+        );
+        assert_eq!(
+            p("alice@example.test\0x", None),
+            Err(DenyReason::UnsupportedName)
+        );
 
         let domains = ["example".to_owned(), "example.test".to_owned()];
         let q = |n: &str, d: Option<&str>| LookupName::parse(n, d, &domains);

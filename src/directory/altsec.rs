@@ -69,6 +69,12 @@ pub struct Candidate {
 pub fn candidates(cert: &CertFacts, policy: &AltSecPolicy) -> Vec<Candidate> {
     let mut out: Vec<Candidate> = Vec::new();
     let mut push = |form, value: String| {
+        // A NUL would be escaped correctly, but Samba compares values as C strings, so
+        // `CN=mallory\0anything` would match a value stored for `CN=mallory`. No legitimate
+        // mapping contains one; such a candidate is dropped.
+        if value.contains('\0') {
+            return;
+        }
         if !out
             .iter()
             .any(|c| c.form == form && c.value.eq_ignore_ascii_case(&value))
@@ -308,6 +314,21 @@ mod tests {
             _ => Some(d),
         });
         assert_eq!(depth, Some(0));
+    }
+
+    #[test]
+    fn drops_values_with_nul() {
+        let facts = cert(&[1], "mallory\0evil");
+        let all = AltSecPolicy {
+            issuer_subject: true,
+            subject: true,
+            rfc822: true,
+            upn: true,
+        };
+        let c = candidates(&facts, &all);
+        assert!(c.iter().all(|c| !c.value.contains('\0')));
+        assert!(values(&c, AltSecForm::Subject).is_empty());
+        assert!(!values(&c, AltSecForm::IssuerSerial).is_empty());
     }
 
     #[test]

@@ -505,7 +505,7 @@ impl Directory {
                 _ => Err(DenyReason::Ambiguous),
             }))
         };
-        match self.load(key, load).await {
+        match self.load(key, Box::pin(load)).await {
             Ok(Answer::Cert(Ok(hit))) => CertMatch::Found {
                 dn: hit.dn,
                 form: hit.form,
@@ -545,21 +545,17 @@ impl Directory {
 
     /// Reads the root DSE over a pooled connection: for readiness checks.
     pub async fn probe(&self) -> Result<(), DirectoryError> {
-        self.inner
-            .ops
-            .search(
-                "",
-                Scope::Base,
-                "(objectClass=*)",
-                &["defaultNamingContext"],
-                0,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                self.inner.counters.failure(&e);
-                DirectoryError::Unreachable(e.to_string())
-            })
+        let search = self.inner.ops.search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            &["defaultNamingContext"],
+            0,
+        );
+        Box::pin(search).await.map(|_| ()).map_err(|e| {
+            self.inner.counters.failure(&e);
+            DirectoryError::Unreachable(e.to_string())
+        })
     }
 
     /// Counters since creation.
@@ -589,7 +585,7 @@ impl Directory {
                 self.inner.ops.user_bind(&found.dn, password).await?,
             ))
         };
-        match self.load(key, load).await {
+        match self.load(key, Box::pin(load)).await {
             Ok(Answer::Bind(Ok(()))) => gate(found, require_groups),
             Ok(Answer::Bind(Err(reason))) => Verdict::Deny(reason),
             Ok(_) | Err(_) => Verdict::Unavailable,
@@ -606,11 +602,11 @@ impl Directory {
                 let lookup = LookupName::parse(name, default_logon_domain, &self.inner.domains)
                     .map_err(Stop::Deny)?;
                 let key = Key::Name(lookup.cache_key());
-                self.load(key, self.load_by_name(&lookup)).await
+                self.load(key, Box::pin(self.load_by_name(&lookup))).await
             }
             AccountRef::Dn(dn) => {
                 let key = Key::Dn(dn.to_lowercase());
-                self.load(key, self.load_by_dn(dn)).await
+                self.load(key, Box::pin(self.load_by_dn(dn))).await
             }
         };
         match answer {
@@ -696,7 +692,9 @@ impl Directory {
     }
 
     /// Cache lookup with single-flight loading, counted; failures are logged here once per
-    /// load (waiters that shared it do not log again).
+    /// load (waiters that shared it do not log again). Callers box `load`: loaders nest several
+    /// ldap3 state machines (170 KB per check in debug builds), which would otherwise sit
+    /// inline in every request's future and overflow a 2 MB worker stack.
     async fn load<F>(&self, key: Key, load: F) -> Result<Answer, ()>
     where
         F: Future<Output = Result<Answer, Failure>>,
