@@ -74,6 +74,24 @@ if ! command -v samba >/dev/null || ! command -v ldapsearch >/dev/null \
 fi
 
 mkdir -p "$DIR"
+# A DIR provisioned by a run that died before seeding finished would come up without users;
+# move it aside (never delete a directory given on the command line) and start over.
+if [ -f "$DIR/private/sam.ldb" ] && [ ! -f "$DIR/seeded" ]; then
+  stop
+  aside="$DIR.incomplete-$(date +%s)"
+  log "$DIR was never fully seeded; moving it to $aside"
+  mv "$DIR" "$aside"
+  mkdir -p "$DIR"
+fi
+stop
+# A DC left over from another DIR would answer the readiness probe below while this one fails
+# to bind, and its certificate would not match this DIR's CA.
+if ldapsearch -LLL -x -H "ldap://$IP" -s base -b '' dn >/dev/null 2>&1; then
+  echo "something already answers LDAP on $IP:389 (a DC started from another DIR?);" \
+    "stop it first (scripts/samba-ad.sh stop THAT_DIR) or pass another IP" >&2
+  exit 1
+fi
+
 # 2. Provision (~7 s on 2 cores). --dns-backend=NONE keeps port 53 free; --host-name because
 #    NetBIOS names are limited to 15 characters and the machine's own name is arbitrary.
 SEED=
@@ -145,7 +163,6 @@ EOF
 
 # 5. Start: one process (-M single) so there is one PID to stop; it exits by itself after 2 h in
 #    case nobody stops it.
-stop
 T1=$(date +%s%N)
 samba -s "$DIR/etc/smb.conf" -M single -i --debug-stdout -d1 --no-process-group \
   --maximum-runtime=7200 > "$DIR/log/samba.stdout" 2>&1 &
@@ -202,6 +219,7 @@ PY
   samba-tool domain passwordsettings set -s "$DIR/etc/smb.conf" \
     --account-lockout-threshold=$LOCKOUT_THRESHOLD --account-lockout-duration=10000 \
     --reset-account-lockout-after=1 >/dev/null
+  touch "$DIR/seeded"
 fi
 
 # 7. Lock frank out on every start (a reused DIR may have been unlocked by time): failed binds
