@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use certgate::directory::altsec::AltSecForm;
@@ -897,4 +898,70 @@ async fn altsec_injection_in_certificate_fields() {
         );
     }
     assert_eq!(dir.stats().failures, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_or_errors() {
+    let ad = ad_or_skip!();
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A wrong service-account password: every check fails closed, with a clear error.
+    let service_marker = "Svc-Marker-7f3a9c!";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), format!("{service_marker}\n")).unwrap();
+    let mut raw = ad.raw();
+    raw.bind_password_env = None;
+    raw.bind_password_file = Some("pw".into());
+    let settings = DirectorySettings::from_raw(&raw, dir.path(), "directory").unwrap();
+    let broken = Directory::new(&settings).unwrap();
+    assert_eq!(
+        broken.check_account(name("alice"), &[]).await,
+        Verdict::Unavailable
+    );
+    let probe = broken.probe().await.unwrap_err().to_string();
+
+    // A wrong user password on a working directory.
+    let user_marker = Secret::new("User-Marker-42b1e0?");
+    let working = ad.directory(&ad.raw());
+    let verdict = working
+        .check_credentials(name("bob"), &user_marker, &[])
+        .await;
+    assert_eq!(denied(&verdict), DenyReason::BadPassword);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("service account cannot bind"), "{text}");
+    assert!(text.contains("bad_password"), "{text}");
+    let everything =
+        format!("{text}\n{probe}\n{settings:?}\n{broken:?}\n{working:?}\n{user_marker:?}");
+    for secret in [
+        service_marker,
+        user_marker.expose(),
+        ad.user_password.expose(),
+    ] {
+        assert!(!everything.contains(secret), "secret leaked:\n{everything}");
+    }
 }

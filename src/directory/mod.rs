@@ -398,7 +398,6 @@ impl std::fmt::Debug for Directory {
 impl Directory {
     /// Builds the handle. Nothing connects yet: the first check opens the first connection, so
     /// a directory that is down at startup does not stop the proxy from serving other sites.
-    /// Must be called inside a tokio runtime.
     pub fn new(settings: &DirectorySettings) -> Result<Self, DirectoryError> {
         let counters = Arc::new(Counters::default());
         let ops = Ops::new(settings, counters.clone()).map_err(DirectoryError::Setup)?;
@@ -665,6 +664,13 @@ impl Directory {
     /// Group DNs for the entry's `tokenGroups` SIDs.
     async fn resolve_groups(&self, entry: &Entry) -> Result<Vec<String>, Failure> {
         let sids: Vec<&[u8]> = entry.values("tokenGroups").collect();
+        if sids.is_empty() {
+            // Every account's token holds at least its primary group, so an empty list means
+            // the attribute was withheld. AD grants it to members of "Windows Authorization
+            // Access Group"; without that, group requirements deny everyone.
+            tracing::warn!(dn = %entry.dn, "tokenGroups not readable by the directory service account; \
+                groups are empty (add it to Windows Authorization Access Group)");
+        }
         let mut groups = Vec::with_capacity(sids.len());
         for chunk in sids.chunks(SIDS_PER_SEARCH) {
             let clauses: Vec<String> = chunk
