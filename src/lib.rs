@@ -11,6 +11,7 @@ pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod directory;
 pub mod echo;
 pub mod explain;
 pub mod identity;

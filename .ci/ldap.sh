@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs a command with the Samba AD test DC up, for tests/ldap.rs; stops the DC afterwards
+# whatever the command's outcome, and exits with the command's status.
+#
+#   bash .ci/ldap.sh cargo test --locked          # in .ci/run
+#
+# The DC lives in $CERTGATE_AD_DIR (default target/samba-ad, provisioned on first use: ~3-9 s
+# with the packages installed, plus ~20 s for apt on a fresh machine). It listens on
+# 127.0.0.1:389/636/3268/3269, so only one such run can be active per machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
+
+AD_DIR=${CERTGATE_AD_DIR:-$PWD/target/samba-ad}
+stop_dc() { bash scripts/samba-ad.sh stop "$AD_DIR" || true; }
+trap stop_dc EXIT
+
+env_lines=$(bash scripts/samba-ad.sh start "$AD_DIR")
+eval "$env_lines"
+set +e
+"$@"
+status=$?
+set -e
+exit "$status"
