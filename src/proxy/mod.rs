@@ -55,7 +55,16 @@ pub struct Connection {
     thumbprint: Option<Arc<str>>,
     peer_ip: HeaderValue,
     cert_headers: OnceLock<HeaderSet>,
-    mapped: OnceLock<(usize, MappingOutcome, Option<(HeaderName, HeaderValue)>)>,
+    mapped: OnceLock<Mapped>,
+}
+
+/// The mapper's answer for a connection's certificate, with the user header it implies.
+#[derive(Clone)]
+struct Mapped {
+    /// Identity of the mapper that produced it (its address).
+    mapper: usize,
+    outcome: MappingOutcome,
+    user_header: Option<(HeaderName, HeaderValue)>,
 }
 
 impl Connection {
@@ -94,19 +103,23 @@ impl Connection {
         let key = Arc::as_ptr(mapper) as usize;
         let compute = || {
             let outcome = mapper.map(facts);
-            let header = match &outcome {
+            let user_header = match &outcome {
                 MappingOutcome::Allow(user) => self.runtime.headers.user_value(&user.user_name),
                 _ => None,
             };
-            (key, outcome, header)
+            Mapped {
+                mapper: key,
+                outcome,
+                user_header,
+            }
         };
         let cached = self.mapped.get_or_init(compute);
-        if cached.0 == key {
-            (cached.1.clone(), cached.2.clone())
+        let mapped = if cached.mapper == key {
+            cached.clone()
         } else {
-            let (_, outcome, header) = compute();
-            (outcome, header)
-        }
+            compute()
+        };
+        (mapped.outcome, mapped.user_header)
     }
 
     fn cert_headers(&self, facts: &crate::identity::CertFacts) -> &HeaderSet {
@@ -173,11 +186,11 @@ async fn phases(
         user_header = header;
         outcome
     });
-    if let Err(status) = &decision {
-        if let ClientCert::Rejected { detail, .. } = &conn.client_cert {
-            tracing::info!(site = %conn.site.name, code = %status.code(), reason = %detail,
-                "client certificate rejected");
-        }
+    if let Err(status) = &decision
+        && let ClientCert::Rejected { detail, .. } = &conn.client_cert
+    {
+        tracing::info!(site = %conn.site.name, code = %status.code(), reason = %detail,
+            "client certificate rejected");
     }
     let decision = decision.map_err(Answer::Iis)?;
 
@@ -322,10 +335,10 @@ fn join_cookies(headers: &mut http::HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if cookies.len() > 1 {
-        if let Ok(joined) = HeaderValue::from_str(&cookies.join("; ")) {
-            headers.insert(header::COOKIE, joined);
-        }
+    if cookies.len() > 1
+        && let Ok(joined) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        headers.insert(header::COOKIE, joined);
     }
 }
 

@@ -2,7 +2,7 @@
 # Runs a command with the Samba AD test DC up, for tests/ldap.rs; stops the DC afterwards
 # whatever the command's outcome, and exits with the command's status.
 #
-#   bash .ci/ldap.sh cargo test --locked          # in .ci/run
+#   bash scripts/with-ad.sh cargo test --locked
 #
 # The DC lives in $CERTGATE_AD_DIR (default target/samba-ad, provisioned on first use: ~3-9 s
 # with the packages installed, plus ~20 s for apt on a fresh machine). It listens on
