@@ -265,3 +265,24 @@ fn check_reports_every_error_and_exits_non_zero() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 site(s)"));
 }
+
+#[test]
+fn shipped_example_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            toml::from_str::<certgate::config::raw::RawConfig>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen > 0);
+    // The main example is also valid as a whole once its files exist.
+    let files = dir_with_pki();
+    let text = std::fs::read_to_string(dir.join("certgate.example.toml")).unwrap();
+    let text = text.replace("0.0.0.0:443", "127.0.0.1:0");
+    load(files.path(), &text).unwrap_or_else(|e| panic!("{e:#?}"));
+}
