@@ -29,6 +29,7 @@ fn index_with(n: usize) -> (OneToOneIndex, CertFacts) {
             user_name: format!("EXAMPLE\\user{i}").into(),
             kind: MappingKind::OneToOne,
             source: "bench".into(),
+            password: None,
         });
         index.insert(sha256(fake.as_bytes()), user).unwrap();
     }
@@ -36,6 +37,7 @@ fn index_with(n: usize) -> (OneToOneIndex, CertFacts) {
         user_name: "EXAMPLE\\alice".into(),
         kind: MappingKind::OneToOne,
         source: "bench".into(),
+        password: None,
     });
     index.insert(facts.sha256, alice).unwrap();
     (index, facts)

@@ -147,6 +147,9 @@ pub struct Explanation {
     pub chain: ChainCheck,
     /// Mapper trace (absent when the mapper is never consulted).
     pub mapper: Option<MapperCheck>,
+    /// Directory checks that apply after mapping (explain does not query the directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
     /// The answer.
     pub verdict: Verdict,
 }
@@ -217,6 +220,16 @@ pub fn explain(
             user_name: Some(user.user_name.to_string()),
             mapping: Some(user.kind.as_str().into()),
         },
+        Ok(Decision::Directory { .. }) => Verdict {
+            status: 0,
+            substatus: 0,
+            code: "directory".into(),
+            summary: "decided by Active Directory: the account whose altSecurityIdentities names \
+                      this certificate (explain does not query the directory)"
+                .into(),
+            user_name: None,
+            mapping: Some("active_directory".into()),
+        },
         Ok(Decision::Anonymous { cert }) => Verdict {
             status: 200,
             substatus: 0,
@@ -252,7 +265,37 @@ pub fn explain(
         anonymous_authentication: scope.anonymous,
         chain: chain_check,
         mapper: mapper_check,
+        directory: describe_directory(&scope.directory),
         verdict,
+    })
+}
+
+fn describe_directory(policy: &crate::directory::config::SitePolicy) -> Option<String> {
+    let mut parts = Vec::new();
+    if policy.certificate_mapping.is_some() {
+        parts.push(
+            "the user is the AD account whose altSecurityIdentities names the certificate"
+                .to_owned(),
+        );
+    }
+    if let Some(v) = &policy.verification {
+        let mode = match v.mode {
+            crate::directory::config::VerifyMode::Credentials => {
+                "credentials (bind as the user with the mapping's password)"
+            }
+            _ => "account (exists, enabled, not locked out or expired)",
+        };
+        parts.push(format!("verify = {mode}"));
+        if !v.require_groups.is_empty() {
+            let groups: Vec<&str> = v.require_groups.iter().map(|g| g.dn.as_str()).collect();
+            parts.push(format!("member of one of: {}", groups.join("; ")));
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}; a refusal answers 401.1 (account), 401.3 (groups) or 503 (directory down)",
+            parts.join("; ")
+        )
     })
 }
 

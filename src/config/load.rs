@@ -10,8 +10,12 @@ use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::raw::{RawConfig, RawIisMapping, RawLocation, RawOneToOne, RawSite};
+use super::raw::{
+    RawConfig, RawDirectory, RawIisMapping, RawLocation, RawOneToOne, RawSite, RawSiteDirectory,
+};
 use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
+use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
+use crate::directory::{Directory, Secret};
 use crate::identity::sha256;
 use crate::iis::SslFlags;
 use crate::mapping::many_to_one::ManyToOneSet;
@@ -35,6 +39,7 @@ pub(super) struct Loader<'a> {
     resumption: &'a ResumptionKeys,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    has_directory: bool,
 }
 
 impl<'a> Loader<'a> {
@@ -49,6 +54,7 @@ impl<'a> Loader<'a> {
             resumption,
             errors: Vec::new(),
             warnings: Vec::new(),
+            has_directory: false,
         }
     }
 
@@ -126,6 +132,8 @@ impl<'a> Loader<'a> {
             .backend_response_timeout
             .unwrap_or(DEFAULT_BACKEND_RESPONSE_TIMEOUT);
 
+        let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
+        self.has_directory = raw.directory.is_some();
         if raw.sites.is_empty() {
             self.error(
                 "site",
@@ -180,12 +188,71 @@ impl<'a> Loader<'a> {
             server,
             headers: Arc::new(headers),
             sites,
+            directory,
             warnings: std::mem::take(&mut self.warnings),
             exact_names,
             wildcard_names,
             catch_all,
             default_site,
         })
+    }
+
+    fn directory(&mut self, raw: &RawDirectory) -> Option<Directory> {
+        let settings = match DirectorySettings::from_raw(raw, &self.base, "directory") {
+            Ok(s) => s,
+            Err(issues) => {
+                for issue in issues {
+                    self.error(issue.key, issue.reason);
+                }
+                return None;
+            }
+        };
+        match Directory::new(&settings) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error("directory", e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A mapping password from `password_env` or `password_file`; never from the file itself.
+    fn password(
+        &mut self,
+        key: &str,
+        env: Option<&String>,
+        file: Option<&String>,
+    ) -> Option<Secret> {
+        match (env, file) {
+            (Some(_), Some(_)) => {
+                self.error(key, "set either password_env or password_file, not both");
+                None
+            }
+            (Some(var), None) => match std::env::var(var) {
+                Ok(value) => Some(Secret::new(value)),
+                Err(_) => {
+                    self.error(
+                        format!("{key}.password_env"),
+                        format!("environment variable `{var}` is not set"),
+                    );
+                    None
+                }
+            },
+            (None, Some(path)) => {
+                let path = self.file_value(&format!("{key}.password_file"), path)?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
+                    Err(e) => {
+                        self.error(
+                            format!("{key}.password_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        }
     }
 
     fn server(&mut self, raw: &RawConfig) -> Option<ServerSettings> {
@@ -481,12 +548,15 @@ impl<'a> Loader<'a> {
             Some(section) => self.mapper(&format!("{key}.{MAPPING_KEY}"), section),
             None => Mapper::default(),
         });
+        let root_directory =
+            self.site_policy(raw.directory.as_ref(), None, &format!("{key}.directory"));
         let root = Scope {
             path: "/".into(),
             canonical: String::new(),
             ssl_flags: root_flags,
             anonymous: raw.anonymous_authentication.unwrap_or(false),
             mapper: root_mapper,
+            directory: root_directory,
         };
 
         // Parents before children, so each location inherits from its nearest enclosing scope.
@@ -527,6 +597,7 @@ impl<'a> Loader<'a> {
                 parent.anonymous,
                 Arc::clone(&parent.mapper),
             );
+            let parent_directory = parent.directory.clone();
             let ssl_flags = match &loc.ssl_flags {
                 Some(text) => self.ssl_flags(&format!("{lkey}.ssl_flags"), text),
                 None => parent_flags,
@@ -535,18 +606,25 @@ impl<'a> Loader<'a> {
                 Some(section) => Arc::new(self.mapper(&format!("{lkey}.{MAPPING_KEY}"), section)),
                 None => parent_mapper,
             };
+            let directory = self.site_policy(
+                loc.directory.as_ref(),
+                Some(&parent_directory),
+                &format!("{lkey}.directory"),
+            );
             scopes.push(Scope {
                 path: loc.path.clone(),
                 canonical,
                 ssl_flags,
                 anonymous: loc.anonymous_authentication.unwrap_or(parent_anon),
                 mapper,
+                directory,
             });
         }
         scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));
         scopes.push(root);
 
         for scope in &scopes {
+            self.check_directory_use(key, scope);
             if scope.mapper.enabled && !scope.ssl_flags.wants_certificate() {
                 self.warn(
                     key,
@@ -559,6 +637,68 @@ impl<'a> Loader<'a> {
             }
         }
         scopes
+    }
+
+    fn site_policy(
+        &mut self,
+        raw: Option<&RawSiteDirectory>,
+        parent: Option<&SitePolicy>,
+        key: &str,
+    ) -> SitePolicy {
+        match SitePolicy::from_raw(raw, parent, key) {
+            Ok(policy) => policy,
+            Err(issues) => {
+                for issue in issues {
+                    self.error(issue.key, issue.reason);
+                }
+                SitePolicy::default()
+            }
+        }
+    }
+
+    fn check_directory_use(&mut self, key: &str, scope: &Scope) {
+        let at = if scope.canonical.is_empty() {
+            format!("{key}.directory")
+        } else {
+            format!("{key} location `{}`: directory", scope.path)
+        };
+        if scope.directory.needs_directory() && !self.has_directory {
+            self.error(
+                at.clone(),
+                "directory checks need a [directory] section (the domain controllers to ask)",
+            );
+        }
+        if scope.directory.certificate_mapping.is_some() && scope.mapper.enabled {
+            self.error(
+                at.clone(),
+                "the Active Directory certificate mapper and the IIS mapper cannot both be on for \
+                 one scope (IIS does not support it either); disable one of them",
+            );
+        }
+        let credentials = scope
+            .directory
+            .verification
+            .as_ref()
+            .is_some_and(|v| v.mode == VerifyMode::Credentials);
+        if credentials && scope.mapper.enabled {
+            let without: Vec<&str> = scope
+                .mapper
+                .many_to_one_users
+                .iter()
+                .filter(|u| u.password.is_none())
+                .map(|u| &*u.source)
+                .collect();
+            if !without.is_empty() {
+                self.warn(
+                    &at,
+                    format!(
+                        "verify = \"credentials\" but these mappings have no password, so their \
+                         users get 401.1: {}",
+                        without.join(", ")
+                    ),
+                );
+            }
+        }
     }
 
     fn mapper(&mut self, key: &str, raw: &RawIisMapping) -> Mapper {
@@ -591,28 +731,25 @@ impl<'a> Loader<'a> {
                 ManyToOneSet::default()
             }
         };
-        if raw
-            .many_to_one_mappings
-            .iter()
-            .any(|m| m.password_env.is_some() || m.password_file.is_some())
-        {
-            self.warn(
-                &many_key,
-                "a mapping password is only used by directory credential checks, which this \
-                 build does not perform",
-            );
-        }
-        let many_to_one_users = many_to_one
+        let mut many_to_one_users = Vec::with_capacity(many_to_one.len());
+        for (j, (m, raw_m)) in many_to_one
             .mappings()
             .iter()
-            .map(|m| {
-                Arc::new(MappedUser {
-                    user_name: m.user_name().into(),
-                    kind: MappingKind::ManyToOne,
-                    source: m.name().into(),
-                })
-            })
-            .collect();
+            .zip(&raw.many_to_one_mappings)
+            .enumerate()
+        {
+            let password = self.password(
+                &format!("{many_key}[{j}]"),
+                raw_m.password_env.as_ref(),
+                raw_m.password_file.as_ref(),
+            );
+            many_to_one_users.push(Arc::new(MappedUser {
+                user_name: m.user_name().into(),
+                kind: MappingKind::ManyToOne,
+                source: m.name().into(),
+                password,
+            }));
+        }
         Mapper {
             enabled: raw.enabled,
             one_to_one_enabled: raw.one_to_one_certificate_mappings_enabled.unwrap_or(true),
@@ -628,13 +765,7 @@ impl<'a> Loader<'a> {
         if raw.user_name.trim().is_empty() {
             self.error(format!("{key}.user_name"), "the mapping names no user");
         }
-        if raw.password_env.is_some() || raw.password_file.is_some() {
-            self.warn(
-                key,
-                "a mapping password is only used by directory credential checks, which this \
-                 build does not perform",
-            );
-        }
+        let password = self.password(key, raw.password_env.as_ref(), raw.password_file.as_ref());
         let der = match (&raw.certificate, &raw.certificate_file) {
             (Some(text), None) => decode_certificate_text(text)
                 .map_err(|e| self.error(format!("{key}.certificate"), e.to_string()))
@@ -691,6 +822,7 @@ impl<'a> Loader<'a> {
             user_name: raw.user_name.as_str().into(),
             kind: MappingKind::OneToOne,
             source: key.into(),
+            password,
         });
         if let Err(existing) = index.insert(sha256(&der), user) {
             self.error(

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 
+use crate::directory::Directory;
+use crate::directory::config::SitePolicy;
 use crate::iis::SslFlags;
 use crate::mapping::Mapper;
 use crate::proxy::headers::IdentityHeaders;
@@ -94,6 +96,8 @@ pub struct Scope {
     pub anonymous: bool,
     /// Effective mapper section.
     pub mapper: Arc<Mapper>,
+    /// Effective directory checks.
+    pub directory: SitePolicy,
 }
 
 /// One site, ready to serve.
@@ -156,6 +160,8 @@ pub struct Runtime {
     pub headers: Arc<IdentityHeaders>,
     /// Sites in file order.
     pub sites: Vec<Arc<Site>>,
+    /// The Active Directory connection, when `[directory]` is configured.
+    pub directory: Option<Directory>,
     /// Things that work but are probably not what the author meant.
     pub warnings: Vec<String>,
     exact_names: HashMap<String, usize>,

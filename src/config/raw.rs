@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::directory::config::{RawDirectory, RawSiteDirectory};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,9 @@ pub struct RawConfig {
     /// Names of the identity headers sent to backends.
     #[serde(default, skip_serializing_if = "RawHeaders::is_default")]
     pub headers: RawHeaders,
+    /// Active Directory over LDAP, for account checks and AD certificate mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<RawDirectory>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -93,6 +98,9 @@ pub struct RawHeaders {
     /// RFC 9440 byte sequence. Default `Client-Cert`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert: Option<String>,
+    /// Directory groups of the user (`;`-separated DNs). Default `X-Remote-Groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_groups: Option<String>,
 }
 
 impl RawHeaders {
@@ -161,6 +169,9 @@ pub struct RawSite {
     /// IIS `iisClientCertificateMappingAuthentication`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iis_client_certificate_mapping_authentication: Option<RawIisMapping>,
+    /// Directory checks for this site's users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<RawSiteDirectory>,
     /// IIS `<location path="Site/sub">` blocks.
     #[serde(default, rename = "location", skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
@@ -277,4 +288,7 @@ pub struct RawLocation {
     /// Overrides the enclosing scope's mapper section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iis_client_certificate_mapping_authentication: Option<RawIisMapping>,
+    /// Overrides keys of the enclosing scope's directory checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<RawSiteDirectory>,
 }

@@ -106,6 +106,23 @@ impl IisStatus {
                out, expired, or its password changed). Ask the site administrator to check the \
                mapped account.",
     };
+    /// 401.3: the account is valid but not in a group the scope requires.
+    pub const UNAUTHORIZED_ACL: Self = Self {
+        status: 401,
+        substatus: 3,
+        reason: "Unauthorized due to ACL on resource",
+        hint: "Your account was recognised but is not a member of a group allowed to use this \
+               part of the site. Ask the site administrator for access.",
+    };
+    /// 503.0: the directory that verifies accounts cannot be reached (certgate-specific: IIS
+    /// would say 401.1, which wrongly blames the user).
+    pub const DIRECTORY_UNAVAILABLE: Self = Self {
+        status: 503,
+        substatus: 0,
+        reason: "Service Unavailable",
+        hint: "The directory that verifies accounts cannot be reached right now. Try again in a \
+               moment.",
+    };
     /// 401.2: no authentication produced a user and anonymous access is off.
     pub const LOGON_FAILED_CONFIG: Self = Self {
         status: 401,
@@ -155,6 +172,16 @@ impl IisStatus {
         hint: "Your client certificate has expired or is not yet valid. Check your computer's \
                clock, or renew the certificate.",
     };
+
+    /// The answer for a directory verdict's `(status, substatus)`.
+    pub fn from_codes(status: u16, substatus: u16) -> Self {
+        match (status, substatus) {
+            (401, 2) => Self::LOGON_FAILED_CONFIG,
+            (401, 3) => Self::UNAUTHORIZED_ACL,
+            (503, _) => Self::DIRECTORY_UNAVAILABLE,
+            _ => Self::LOGON_FAILED,
+        }
+    }
 
     /// The `status.substatus` text used in logs and pages, e.g. `403.7`.
     pub fn code(&self) -> String {

@@ -769,6 +769,7 @@ impl Emit<'_> {
                     .mapper
                     .as_ref()
                     .map(|m| self.mapping(&site.name, m, &mut passwords)),
+                directory: None,
             });
             emitted.push((path, eff));
         }

@@ -9,6 +9,7 @@ pub mod one_to_one;
 
 use std::sync::Arc;
 
+use crate::directory::Secret;
 use crate::identity::CertFacts;
 use many_to_one::{ManyToOneSet, Permission};
 use one_to_one::OneToOneIndex;
@@ -42,6 +43,8 @@ pub struct MappedUser {
     pub kind: MappingKind,
     /// Where the mapping is configured: a one-to-one key path, or a many-to-one mapping's name.
     pub source: Arc<str>,
+    /// The mapping's password (IIS mapping `password`), for directory credential checks.
+    pub password: Option<Secret>,
 }
 
 /// The mapper's answer for one certificate.

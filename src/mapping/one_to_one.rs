@@ -118,6 +118,7 @@ mod tests {
             user_name: name.into(),
             kind: MappingKind::OneToOne,
             source: format!("one_to_one_mappings[{name}]").into(),
+            password: None,
         })
     }
 

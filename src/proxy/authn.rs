@@ -21,6 +21,12 @@ pub enum Decision {
         /// The validated certificate, if the scope accepts certificates and one was sent.
         cert: Option<Arc<CertFacts>>,
     },
+    /// The scope maps certificates with Active Directory (`altSecurityIdentities`); the
+    /// caller asks the directory.
+    Directory {
+        /// The validated certificate.
+        cert: Arc<CertFacts>,
+    },
     /// A mapping allowed the certificate.
     User {
         /// The mapped account.
@@ -30,7 +36,8 @@ pub enum Decision {
     },
 }
 
-/// Runs IIS's order: sslFlags, then chain status, then the mapper, then anonymous access.
+/// Runs IIS's order: sslFlags, then chain status, then the mapper (IIS's, or a hand-off to the
+/// AD mapper), then anonymous access. Directory account checks come after, in the caller.
 /// `map` is called only for a valid certificate, so callers can cache its result.
 pub fn authenticate(
     scope: &Scope,
@@ -51,6 +58,11 @@ pub fn authenticate(
         ClientCert::Absent if scope.anonymous => Ok(Decision::Anonymous { cert: None }),
         ClientCert::Absent => Err(IisStatus::LOGON_FAILED_CONFIG),
         ClientCert::Rejected { status, .. } => Err(*status),
+        ClientCert::Valid(facts) if scope.directory.certificate_mapping.is_some() => {
+            Ok(Decision::Directory {
+                cert: Arc::clone(facts),
+            })
+        }
         ClientCert::Valid(facts) => match map(facts) {
             MappingOutcome::Allow(user) => Ok(Decision::User {
                 user,

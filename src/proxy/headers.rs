@@ -10,7 +10,7 @@ use crate::config::raw::RawHeaders;
 use crate::identity::CertFacts;
 
 /// Default identity header names.
-pub const DEFAULT_NAMES: [(&str, &str); 7] = [
+pub const DEFAULT_NAMES: [(&str, &str); 8] = [
     ("remote_user", "X-Remote-User"),
     ("subject", "X-Client-Cert-Subject"),
     ("issuer", "X-Client-Cert-Issuer"),
@@ -18,6 +18,7 @@ pub const DEFAULT_NAMES: [(&str, &str); 7] = [
     ("thumbprint", "X-Client-Cert-Thumbprint"),
     ("arr_client_cert", "X-ARR-ClientCert"),
     ("client_cert", "Client-Cert"),
+    ("remote_groups", "X-Remote-Groups"),
 ];
 
 /// The configured identity header names, validated.
@@ -30,6 +31,7 @@ pub struct IdentityHeaders {
     thumbprint: Option<HeaderName>,
     arr_client_cert: Option<HeaderName>,
     client_cert: Option<HeaderName>,
+    remote_groups: Option<HeaderName>,
     /// Every configured and default name, lowercase with `-`, for stripping.
     strip: Vec<String>,
 }
@@ -48,9 +50,10 @@ impl IdentityHeaders {
             ("thumbprint", &raw.thumbprint),
             ("arr_client_cert", &raw.arr_client_cert),
             ("client_cert", &raw.client_cert),
+            ("remote_groups", &raw.remote_groups),
         ];
         let mut errors = Vec::new();
-        let mut names: Vec<Option<HeaderName>> = Vec::with_capacity(7);
+        let mut names: Vec<Option<HeaderName>> = Vec::with_capacity(DEFAULT_NAMES.len());
         let mut strip: Vec<String> = DEFAULT_NAMES.iter().map(|(_, n)| fold(n)).collect();
         for ((key, value), (_, default)) in configured.iter().zip(DEFAULT_NAMES) {
             let text = value.as_deref().unwrap_or(default);
@@ -94,6 +97,7 @@ impl IdentityHeaders {
             thumbprint: next(),
             arr_client_cert: next(),
             client_cert: next(),
+            remote_groups: next(),
             strip,
         })
     }
@@ -132,6 +136,18 @@ impl IdentityHeaders {
         push(&self.client_cert, format!(":{b64}:"));
         push(&self.arr_client_cert, b64);
         set
+    }
+
+    /// The groups header: DNs separated by `;`, each percent-encoded so a `;` or `%` inside a
+    /// DN cannot be mistaken for a separator.
+    pub fn groups_value(&self, groups: &[String]) -> Option<(HeaderName, HeaderValue)> {
+        let name = self.remote_groups.clone()?;
+        let joined = groups
+            .iter()
+            .map(|g| header_safe(g).replace(';', "%3B"))
+            .collect::<Vec<_>>()
+            .join(";");
+        HeaderValue::from_str(&joined).ok().map(|v| (name, v))
     }
 
     /// The user header.

@@ -26,6 +26,9 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::config::{Runtime, Scope, Site};
+use crate::directory::{Account, AccountRef, DenyReason, Verdict};
+use crate::identity::CertFacts;
+use crate::iis::IisStatus;
 use crate::mapping::{Mapper, MappingOutcome};
 use crate::tls::accept::TlsInfo;
 use crate::tls::client_auth::ClientCert;
@@ -194,7 +197,10 @@ async fn phases(
     }
     let decision = decision.map_err(Answer::Iis)?;
 
-    // 4. Headers.
+    // 4. Directory: AD certificate mapping and the LogonUser-equivalent account checks.
+    let identity = directory_phase(conn, scope, decision, user_header).await?;
+
+    // 5. Headers.
     let is_upgrade = req_wants_upgrade(req.headers(), req.version());
     let headers = req.headers_mut();
     headers::remove_hop_by_hop(headers, is_upgrade);
@@ -210,23 +216,23 @@ async fn phases(
     ] {
         headers.remove(name);
     }
-    match &decision {
-        Decision::User { user, cert } => {
-            record.user = Some(Arc::clone(&user.user_name));
-            record.mapping = Some(user.kind.as_str());
-            for (name, value) in conn.cert_headers(cert) {
-                headers.insert(name.clone(), value.clone());
-            }
-            if let Some((name, value)) = user_header {
-                headers.insert(name, value);
-            }
+    if let Some(cert) = &identity.cert {
+        for (name, value) in conn.cert_headers(cert) {
+            headers.insert(name.clone(), value.clone());
         }
-        Decision::Anonymous { cert: Some(cert) } => {
-            for (name, value) in conn.cert_headers(cert) {
-                headers.insert(name.clone(), value.clone());
-            }
+    }
+    if let Some(user) = identity.user {
+        record.user = Some(user.name);
+        record.mapping = Some(user.mapping);
+        if let Some((name, value)) = user.header {
+            headers.insert(name, value);
         }
-        Decision::Anonymous { cert: None } => {}
+        if let Some((name, value)) = user
+            .groups
+            .and_then(|account| conn.runtime.headers.groups_value(&account.groups))
+        {
+            headers.insert(name, value);
+        }
     }
     headers.insert(X_FORWARDED_FOR.clone(), conn.peer_ip.clone());
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
@@ -242,7 +248,7 @@ async fn phases(
         join_cookies(req.headers_mut());
     }
 
-    // 5. Forward.
+    // 6. Forward.
     let backend = &conn.site.backend;
     let uri = backend
         .uri_for(&normalized.forward, req.uri().query())
@@ -294,6 +300,108 @@ async fn phases(
     let (mut parts, body) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(parts, ProxyBody::stream(body)))
+}
+
+/// Who a request is, after the directory had its say.
+struct Identity {
+    /// The validated certificate whose headers are forwarded.
+    cert: Option<Arc<CertFacts>>,
+    /// The user, when one was established.
+    user: Option<UserIdentity>,
+}
+
+struct UserIdentity {
+    name: Arc<str>,
+    mapping: &'static str,
+    header: Option<(HeaderName, HeaderValue)>,
+    /// The directory account, when the scope checks accounts (for `X-Remote-Groups`).
+    groups: Option<Arc<Account>>,
+}
+
+/// Applies the scope's directory policy to the authentication decision.
+async fn directory_phase(
+    conn: &Connection,
+    scope: &Scope,
+    decision: Decision,
+    user_header: Option<(HeaderName, HeaderValue)>,
+) -> Result<Identity, Answer> {
+    let directory = || {
+        conn.runtime.directory.as_ref().ok_or_else(|| {
+            // The loader refuses such a config; never forward unverified if it happens anyway.
+            tracing::error!(site = %conn.site.name, "directory check configured without [directory]");
+            Answer::Iis(IisStatus::DIRECTORY_UNAVAILABLE)
+        })
+    };
+    let refuse = |verdict: &Verdict, who: &str| {
+        let (status, substatus) = verdict.iis_status();
+        tracing::info!(
+            site = %conn.site.name,
+            user = %who,
+            outcome = verdict.label(),
+            code = %format_args!("{status}.{substatus}"),
+            "directory refused the request"
+        );
+        Answer::Iis(IisStatus::from_codes(status, substatus))
+    };
+    match decision {
+        Decision::Anonymous { cert } => Ok(Identity { cert, user: None }),
+        Decision::User { user, cert } => {
+            let groups = match &scope.directory.verification {
+                None => None,
+                Some(verification) => {
+                    let account = AccountRef::Name {
+                        name: &user.user_name,
+                        default_logon_domain: scope.mapper.default_logon_domain.as_deref(),
+                    };
+                    let verdict = directory()?
+                        .verify(account, user.password.as_ref(), verification)
+                        .await;
+                    match verdict {
+                        Verdict::Allow(account) => Some(account),
+                        other => return Err(refuse(&other, &user.user_name)),
+                    }
+                }
+            };
+            Ok(Identity {
+                cert: Some(cert),
+                user: Some(UserIdentity {
+                    name: Arc::clone(&user.user_name),
+                    mapping: user.kind.as_str(),
+                    header: user_header,
+                    groups,
+                }),
+            })
+        }
+        Decision::Directory { cert } => {
+            let verdict = directory()?
+                .authenticate_certificate(&cert, &scope.directory)
+                .await;
+            match verdict {
+                Verdict::Allow(account) => {
+                    let name: Arc<str> = account
+                        .user_principal_name
+                        .as_deref()
+                        .or(account.sam_account_name.as_deref())
+                        .unwrap_or(&account.dn)
+                        .into();
+                    Ok(Identity {
+                        cert: Some(cert),
+                        user: Some(UserIdentity {
+                            header: conn.runtime.headers.user_value(&name),
+                            name,
+                            mapping: "active_directory",
+                            groups: Some(account),
+                        }),
+                    })
+                }
+                Verdict::Deny(DenyReason::NoMapping) if scope.anonymous => Ok(Identity {
+                    cert: Some(cert),
+                    user: None,
+                }),
+                other => Err(refuse(&other, &cert.subject.to_display_string())),
+            }
+        }
+    }
 }
 
 /// The authority a request names: `:authority`/absolute-form first, else Host.

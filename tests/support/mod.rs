@@ -143,8 +143,18 @@ impl Env {
     }
 
     pub async fn start_with(pki: Arc<Pki>, config: &str) -> Self {
+        let empty = tempfile::tempdir().unwrap();
+        Self::start_staged(pki, config, empty.path()).await
+    }
+
+    /// Like [`Env::start_with`], with every file of `staged` copied next to the config first.
+    pub async fn start_staged(pki: Arc<Pki>, config: &str, staged: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         pki.write(dir.path());
+        for entry in std::fs::read_dir(staged).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
         let backend_shutdown = CancellationToken::new();
         let backend =
             certgate::echo::spawn("127.0.0.1:0".parse().unwrap(), backend_shutdown.clone())
