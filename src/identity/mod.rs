@@ -7,6 +7,7 @@
 //! IIS ARR forwards.
 
 pub mod dn;
+pub mod shape;
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -132,6 +133,18 @@ fn decode_upn(value: &[u8]) -> Option<String> {
     (inner.tag() == Tag::Utf8String)
         .then(|| std::str::from_utf8(inner.data).ok().map(str::to_owned))
         .flatten()
+}
+
+/// Checks that DER bytes are an X.509 certificate: the cheap structural walk of [`shape`], and
+/// only when that fails a full `x509-parser` parse, which supplies the message and keeps anything
+/// it accepts accepted. The error is the reason to show.
+pub fn check_certificate_der(der: &[u8]) -> Result<(), String> {
+    if shape::check_certificate(der).is_ok() {
+        return Ok(());
+    }
+    X509Certificate::from_der(der)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// SHA-256 of arbitrary bytes.
