@@ -8,19 +8,17 @@ use std::time::Duration;
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::raw::{
-    RawConfig, RawDirectory, RawIisMapping, RawLocation, RawOneToOne, RawSite, RawSiteDirectory,
-};
+use super::raw::{RawConfig, RawDirectory, RawIisMapping, RawLocation, RawSite, RawSiteDirectory};
 use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
 use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
 use crate::directory::{Directory, Secret};
-use crate::identity::sha256;
 use crate::iis::SslFlags;
 use crate::mapping::many_to_one::ManyToOneSet;
-use crate::mapping::one_to_one::{OneToOneIndex, decode_certificate_text};
-use crate::mapping::{MappedUser, Mapper, MappingKind};
+use crate::mapping::one_to_one::{
+    CertificateProblem, OneToOneIndex, certificate_digest, digest_certificate_text, map_entries,
+};
+use crate::mapping::{MappedUser, Mapper, MappingKind, MappingSource};
 use crate::proxy::headers::IdentityHeaders;
 use crate::proxy::path::{canonical_location, in_location};
 use crate::proxy::upstream::Backend;
@@ -33,6 +31,10 @@ const DEFAULT_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BACKEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
+mod fast;
+
+use fast::FastOneToOne;
+
 pub(super) struct Loader<'a> {
     file: PathBuf,
     base: PathBuf,
@@ -40,6 +42,10 @@ pub(super) struct Loader<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
+    /// One-to-one entries the fast path read from the text, by run (see [`fast`]).
+    runs: Vec<Vec<FastOneToOne<'a>>>,
+    /// The `user_name` prefix of the placeholder entries standing for `runs`.
+    marker: String,
 }
 
 impl<'a> Loader<'a> {
@@ -55,6 +61,8 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
+            runs: Vec::new(),
+            marker: String::new(),
         }
     }
 
@@ -74,7 +82,7 @@ impl<'a> Loader<'a> {
         ));
     }
 
-    pub(super) fn load(mut self, text: &str) -> Result<Runtime, ConfigErrors> {
+    pub(super) fn load(mut self, text: &'a str) -> Result<Runtime, ConfigErrors> {
         let raw = self.parse(text)?;
         let runtime = self.build(&raw);
         match runtime {
@@ -83,7 +91,20 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn parse(&mut self, text: &str) -> Result<RawConfig, ConfigErrors> {
+    fn parse(&mut self, text: &'a str) -> Result<RawConfig, ConfigErrors> {
+        // Long runs of one-to-one blocks are read by the fast path and the rest by TOML; any
+        // error, and the file is parsed as written, so messages and positions are TOML's.
+        if let Some(extracted) = fast::extract(text)
+            && let Ok(raw) = self.parse_text(&extracted.text)
+        {
+            self.runs = extracted.runs;
+            self.marker = extracted.marker;
+            return Ok(raw);
+        }
+        self.parse_text(text)
+    }
+
+    fn parse_text(&self, text: &str) -> Result<RawConfig, ConfigErrors> {
         let position = |offset: Option<usize>| -> String {
             offset
                 .map(|o| {
@@ -217,12 +238,7 @@ impl<'a> Loader<'a> {
     }
 
     /// A mapping password from `password_env` or `password_file`; never from the file itself.
-    fn password(
-        &mut self,
-        key: &str,
-        env: Option<&String>,
-        file: Option<&String>,
-    ) -> Option<Secret> {
+    fn password(&mut self, key: &str, env: Option<&str>, file: Option<&str>) -> Option<Secret> {
         match (env, file) {
             (Some(_), Some(_)) => {
                 self.error(key, "set either password_env or password_file, not both");
@@ -681,12 +697,12 @@ impl<'a> Loader<'a> {
             .as_ref()
             .is_some_and(|v| v.mode == VerifyMode::Credentials);
         if credentials && scope.mapper.enabled {
-            let without: Vec<&str> = scope
+            let without: Vec<String> = scope
                 .mapper
                 .many_to_one_users
                 .iter()
                 .filter(|u| u.password.is_none())
-                .map(|u| &*u.source)
+                .map(|u| u.source.to_string())
                 .collect();
             if !without.is_empty() {
                 self.warn(
@@ -711,11 +727,7 @@ impl<'a> Loader<'a> {
                 );
             }
         }
-        let mut index = OneToOneIndex::with_capacity(raw.one_to_one_mappings.len());
-        for (j, entry) in raw.one_to_one_mappings.iter().enumerate() {
-            let ekey = format!("{key}.one_to_one_mappings[{j}]");
-            self.one_to_one(&ekey, entry, &mut index);
-        }
+        let index = self.one_to_one_list(key, raw);
         let many_key = format!("{key}.many_to_one_mappings");
         let many_to_one = match ManyToOneSet::compile(&raw.many_to_one_mappings, &many_key) {
             Ok(set) => {
@@ -740,13 +752,13 @@ impl<'a> Loader<'a> {
         {
             let password = self.password(
                 &format!("{many_key}[{j}]"),
-                raw_m.password_env.as_ref(),
-                raw_m.password_file.as_ref(),
+                raw_m.password_env.as_deref(),
+                raw_m.password_file.as_deref(),
             );
             many_to_one_users.push(Arc::new(MappedUser {
                 user_name: m.user_name().into(),
                 kind: MappingKind::ManyToOne,
-                source: m.name().into(),
+                source: MappingSource::Named(m.name().into()),
                 password,
             }));
         }
@@ -761,22 +773,117 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn one_to_one(&mut self, key: &str, raw: &RawOneToOne, index: &mut OneToOneIndex) {
-        if raw.user_name.trim().is_empty() {
-            self.error(format!("{key}.user_name"), "the mapping names no user");
+    /// A section's `one_to_one_mappings`, indexed. Placeholders of the fast path stand for
+    /// their runs, so positions (and key paths) are those of the file. Decoding, checking and
+    /// hashing the inline certificates runs first, on all cores; then each entry is judged in
+    /// file order, so errors come out in the same order as one entry at a time.
+    fn one_to_one_list(&mut self, key: &str, raw: &RawIisMapping) -> OneToOneIndex {
+        let runs = std::mem::take(&mut self.runs);
+        let placeholder = |entry| fast::placeholder_run(&self.marker, runs.len(), entry);
+        let parsed: Vec<FastOneToOne<'_>> = raw
+            .one_to_one_mappings
+            .iter()
+            .filter(|e| placeholder(e).is_none())
+            .map(FastOneToOne::from)
+            .collect();
+        let mut parsed_entries = parsed.iter();
+        let mut entries: Vec<&FastOneToOne<'_>> = Vec::new();
+        for entry in &raw.one_to_one_mappings {
+            match placeholder(entry) {
+                Some(run) => entries.extend(&runs[run]),
+                None => entries.extend(parsed_entries.next()),
+            }
         }
-        let password = self.password(key, raw.password_env.as_ref(), raw.password_file.as_ref());
-        let der = match (&raw.certificate, &raw.certificate_file) {
-            (Some(text), None) => decode_certificate_text(text)
-                .map_err(|e| self.error(format!("{key}.certificate"), e.to_string()))
-                .ok(),
+        let list: Arc<str> = format!("{key}.one_to_one_mappings").into();
+        let prepared = map_entries(&entries, |j, e, scratch| {
+            let digest = match (&e.certificate, &e.certificate_file) {
+                (Some(text), None) => Some(digest_certificate_text(text, scratch)),
+                _ => None,
+            };
+            // The user too, unless it needs the loader (a password) or will not be indexed.
+            let user = (matches!(digest, Some(Ok(_)))
+                && e.enabled != Some(false)
+                && e.password_env.is_none()
+                && e.password_file.is_none())
+            .then(|| one_to_one_user(e, &list, j, None));
+            Prepared { digest, user }
+        });
+        // Judge each entry in order; index the ones that pass all at once, then put each
+        // duplicate's error where inserting one by one would have reported it: right after the
+        // entry's other errors.
+        let first_error = self.errors.len();
+        let mut indexed = Vec::with_capacity(entries.len());
+        let mut error_at = Vec::with_capacity(entries.len());
+        for (j, (entry, prepared)) in entries.iter().zip(prepared).enumerate() {
+            if let Some(indexable) = self.one_to_one(&list, j, entry, prepared) {
+                indexed.push(indexable);
+                error_at.push((j, self.errors.len()));
+            }
+        }
+        let (index, duplicates) = OneToOneIndex::build(indexed);
+        if !duplicates.is_empty() {
+            let later = self.errors.split_off(first_error);
+            let mut duplicates = duplicates.into_iter().peekable();
+            for (k, error) in later.into_iter().enumerate() {
+                while let Some((position, existing)) =
+                    duplicates.next_if(|(position, _)| error_at[*position].1 <= first_error + k)
+                {
+                    self.duplicate(&list, error_at[position].0, &existing);
+                }
+                self.errors.push(error);
+            }
+            for (position, existing) in duplicates {
+                self.duplicate(&list, error_at[position].0, &existing);
+            }
+        }
+        drop(entries);
+        drop(parsed);
+        self.runs = runs;
+        index
+    }
+
+    /// Entry `j` of the list at `list`, with what [`Self::one_to_one_list`] prepared for it:
+    /// reports its errors, and returns what to index unless it is broken or disabled.
+    fn one_to_one(
+        &mut self,
+        list: &Arc<str>,
+        j: usize,
+        raw: &FastOneToOne<'_>,
+        prepared: Prepared,
+    ) -> Option<([u8; 32], Arc<MappedUser>)> {
+        let Prepared { digest, user } = prepared;
+        // The key path, formatted only when something is reported.
+        let key = || format!("{list}[{j}]");
+        if raw.user_name.trim().is_empty() {
+            self.error(format!("{}.user_name", key()), "the mapping names no user");
+        }
+        let password = if raw.password_env.is_some() || raw.password_file.is_some() {
+            self.password(
+                &key(),
+                raw.password_env.as_deref(),
+                raw.password_file.as_deref(),
+            )
+        } else {
+            None
+        };
+        let digest = match (&raw.certificate, &raw.certificate_file) {
+            (Some(_), None) => digest.and_then(|d| {
+                d.map_err(|problem| self.certificate_problem(&key(), "certificate", problem))
+                    .ok()
+            }),
             (None, Some(file)) => {
-                let path = self.file_value(&format!("{key}.certificate_file"), file);
+                let path = self.file_value(&format!("{}.certificate_file", key()), file);
                 path.and_then(|p| match crate::tls::load_certificates(&p) {
-                    Ok(mut certs) if certs.len() == 1 => certs.pop().map(|c| c.to_vec()),
+                    Ok(mut certs) if certs.len() == 1 => certs.pop().and_then(|c| {
+                        certificate_digest(&c)
+                            .map_err(|problem| {
+                                self.certificate_problem(&key(), "certificate_file", problem)
+                            })
+                            .ok()
+                    }),
                     Ok(certs) => {
                         self.error(
-                            format!("{key}.certificate_file"),
+                            format!("{}.certificate_file", key()),
                             format!(
                                 "holds {} certificates; a mapping names exactly one",
                                 certs.len()
@@ -785,54 +892,54 @@ impl<'a> Loader<'a> {
                         None
                     }
                     Err(e) => {
-                        self.error(format!("{key}.certificate_file"), e.to_string());
+                        self.error(format!("{}.certificate_file", key()), e.to_string());
                         None
                     }
                 })
             }
             (Some(_), Some(_)) => {
-                self.error(key, "set either certificate or certificate_file, not both");
+                self.error(
+                    key(),
+                    "set either certificate or certificate_file, not both",
+                );
                 None
             }
             (None, None) => {
                 self.error(
-                    format!("{key}.certificate"),
+                    format!("{}.certificate", key()),
                     "the mapping has no certificate (certificate or certificate_file)",
                 );
                 None
             }
         };
-        let Some(der) = der else { return };
-        if let Err(e) = X509Certificate::from_der(&der) {
-            let which = if raw.certificate.is_some() {
-                "certificate"
-            } else {
-                "certificate_file"
-            };
-            self.error(
-                format!("{key}.{which}"),
-                format!("decodes, but is not an X.509 certificate ({e}); IIS would answer 401.1"),
-            );
-            return;
-        }
+        let digest = digest?;
         if raw.enabled == Some(false) {
-            return;
+            return None;
         }
-        let user = Arc::new(MappedUser {
-            user_name: raw.user_name.as_str().into(),
-            kind: MappingKind::OneToOne,
-            source: key.into(),
-            password,
-        });
-        if let Err(existing) = index.insert(sha256(&der), user) {
-            self.error(
-                key,
-                format!(
-                    "the same certificate is already mapped by {} (IIS: duplicate collection key)",
-                    existing.source
-                ),
-            );
-        }
+        let user = user.unwrap_or_else(|| one_to_one_user(raw, list, j, password));
+        Some((digest, user))
+    }
+
+    /// Entry `j` maps the same certificate as `existing`, an earlier entry.
+    fn duplicate(&mut self, list: &str, j: usize, existing: &MappedUser) {
+        self.error(
+            format!("{list}[{j}]"),
+            format!(
+                "the same certificate is already mapped by {} (IIS: duplicate collection key)",
+                existing.source
+            ),
+        );
+    }
+
+    /// Reports a mapping certificate that cannot be used, at `key.which`.
+    fn certificate_problem(&mut self, key: &str, which: &str, problem: CertificateProblem) {
+        let reason = match problem {
+            CertificateProblem::Text(e) => e.to_string(),
+            CertificateProblem::NotX509(e) => {
+                format!("decodes, but is not an X.509 certificate ({e}); IIS would answer 401.1")
+            }
+        };
+        self.error(format!("{key}.{which}"), reason);
     }
 
     fn client_auth(
@@ -974,4 +1081,30 @@ impl<'a> Loader<'a> {
             }
         }
     }
+}
+
+/// Per-entry work done in parallel before the entries are judged in order.
+#[derive(Default)]
+struct Prepared {
+    /// The inline certificate's digest, when the entry has only inline text.
+    digest: Option<Result<[u8; 32], CertificateProblem>>,
+    /// The user to index, when nothing about it needs the loader.
+    user: Option<Arc<MappedUser>>,
+}
+
+fn one_to_one_user(
+    raw: &FastOneToOne<'_>,
+    list: &Arc<str>,
+    j: usize,
+    password: Option<Secret>,
+) -> Arc<MappedUser> {
+    Arc::new(MappedUser {
+        user_name: raw.user_name.as_ref().into(),
+        kind: MappingKind::OneToOne,
+        source: MappingSource::Entry {
+            list: Arc::clone(list),
+            index: j,
+        },
+        password,
+    })
 }

@@ -7,6 +7,7 @@
 pub mod many_to_one;
 pub mod one_to_one;
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::directory::Secret;
@@ -42,9 +43,57 @@ pub struct MappedUser {
     /// The family the mapping belongs to.
     pub kind: MappingKind,
     /// Where the mapping is configured: a one-to-one key path, or a many-to-one mapping's name.
-    pub source: Arc<str>,
+    pub source: MappingSource,
     /// The mapping's password (IIS mapping `password`), for directory credential checks.
     pub password: Option<Secret>,
+}
+
+/// Where a mapping is configured, as logs and `explain` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MappingSource {
+    /// A many-to-one mapping's name.
+    Named(Arc<str>),
+    /// Entry `index` of the one-to-one list at key path `list`; shown as
+    /// `site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[3]`. The list's
+    /// key path is shared, so a million entries do not each keep a copy of it.
+    Entry {
+        /// Key path of the `one_to_one_mappings` array.
+        list: Arc<str>,
+        /// Position in the array.
+        index: usize,
+    },
+}
+
+impl MappingSource {
+    /// The text as a shared string (a many-to-one name without copying).
+    pub fn label(&self) -> Arc<str> {
+        match self {
+            Self::Named(name) => Arc::clone(name),
+            Self::Entry { .. } => self.to_string().into(),
+        }
+    }
+}
+
+impl fmt::Display for MappingSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Named(name) => f.write_str(name),
+            Self::Entry { list, index } => write!(f, "{list}[{index}]"),
+        }
+    }
+}
+
+impl From<&str> for MappingSource {
+    fn from(name: &str) -> Self {
+        Self::Named(name.into())
+    }
+}
+
+impl From<String> for MappingSource {
+    fn from(name: String) -> Self {
+        Self::Named(name.into())
+    }
 }
 
 /// The mapper's answer for one certificate.
@@ -103,7 +152,7 @@ impl Mapper {
             if let Some((mapping, user)) = found {
                 return match mapping.permission() {
                     Permission::Deny => MappingOutcome::Deny {
-                        mapping: Arc::clone(&user.source),
+                        mapping: user.source.label(),
                     },
                     _ => MappingOutcome::Allow(Arc::clone(user)),
                 };

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -28,6 +28,24 @@ pub enum CertificateTextError {
 /// Decodes the forms people paste: IIS one-line base64, base64 wrapped at 64 columns, or a
 /// whole PEM block with its `-----BEGIN CERTIFICATE-----` armour.
 pub fn decode_certificate_text(text: &str) -> Result<Vec<u8>, CertificateTextError> {
+    let mut der = Vec::new();
+    decode_certificate_text_into(text, &mut der)?;
+    Ok(der)
+}
+
+/// [`decode_certificate_text`] into a reused buffer (cleared first).
+pub fn decode_certificate_text_into(
+    text: &str,
+    der: &mut Vec<u8>,
+) -> Result<(), CertificateTextError> {
+    der.clear();
+    // The IIS one-line form decodes as is. Text that decodes is only base64 characters, so
+    // removing armour and white space would not have changed it; anything else (including a
+    // decoding error) takes the general path below, which owns the error message.
+    if !text.is_empty() && STANDARD.decode_vec(text.as_bytes(), der).is_ok() {
+        return Ok(());
+    }
+    der.clear();
     let body: String = text
         .lines()
         .filter(|l| !l.trim_start().starts_with("-----"))
@@ -38,8 +56,75 @@ pub fn decode_certificate_text(text: &str) -> Result<Vec<u8>, CertificateTextErr
         return Err(CertificateTextError::Empty);
     }
     STANDARD
-        .decode(body.as_bytes())
+        .decode_vec(body.as_bytes(), der)
         .map_err(|e| CertificateTextError::Base64(e.to_string()))
+}
+
+/// Why a mapping's certificate cannot be indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// The text does not decode.
+    Text(CertificateTextError),
+    /// The bytes are not an X.509 certificate; the parser's reason.
+    NotX509(String),
+}
+
+/// The SHA-256 index key of DER bytes that must be an X.509 certificate.
+pub fn certificate_digest(der: &[u8]) -> Result<[u8; 32], CertificateProblem> {
+    crate::identity::check_certificate_der(der).map_err(CertificateProblem::NotX509)?;
+    Ok(crate::identity::sha256(der))
+}
+
+/// Decodes, checks and hashes a mapping's certificate text; `der` is scratch space.
+pub fn digest_certificate_text(
+    text: &str,
+    der: &mut Vec<u8>,
+) -> Result<[u8; 32], CertificateProblem> {
+    decode_certificate_text_into(text, der).map_err(CertificateProblem::Text)?;
+    certificate_digest(der)
+}
+
+/// `f(index, item, scratch)` for every item, on all cores for long lists, answers in item
+/// order. Loading a million mappings is mostly this per-entry work (decode, check, hash), and
+/// entries are independent; `scratch` is a per-thread buffer for decoding.
+pub fn map_entries<T: Sync, R: Send + Default>(
+    items: &[T],
+    f: impl Fn(usize, &T, &mut Vec<u8>) -> R + Sync,
+) -> Vec<R> {
+    /// Work is handed out in batches of this many entries; fewer in all and one thread does it.
+    const BATCH: usize = 4096;
+    let mut out = Vec::with_capacity(items.len());
+    out.resize_with(items.len(), R::default);
+    let batches = Mutex::new(items.chunks(BATCH).zip(out.chunks_mut(BATCH)).enumerate());
+    let work = || {
+        let mut scratch = Vec::with_capacity(2048);
+        loop {
+            let next = batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next();
+            let Some((batch, (items, out))) = next else {
+                break;
+            };
+            for (k, (item, slot)) in items.iter().zip(out).enumerate() {
+                *slot = f(batch * BATCH + k, item, &mut scratch);
+            }
+        }
+    };
+    let helpers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len().div_ceil(BATCH))
+        .saturating_sub(1);
+    std::thread::scope(|scope| {
+        for _ in 0..helpers {
+            // A helper that cannot start leaves its share to the others and this thread.
+            let _ = std::thread::Builder::new()
+                .name("certgate-load".into())
+                .spawn_scoped(scope, work);
+        }
+        work();
+    });
+    out
 }
 
 /// The index from certificate hash to mapped user.
@@ -72,6 +157,50 @@ impl OneToOneIndex {
         }
     }
 
+    /// An index of `entries`, inserted in order: an entry whose certificate an earlier one
+    /// already holds is not inserted, and comes back as (its position, the earlier entry), in
+    /// order.
+    ///
+    /// Same answer as [`Self::insert`] one by one, but a million entries inserted in file order
+    /// touch the table at random, a cache and TLB miss each. Here they are first grouped (stably,
+    /// so duplicates still meet in file order) by the part of the table they land in, and each
+    /// group is inserted while its part of the table is in cache.
+    pub fn build(
+        entries: Vec<([u8; 32], Arc<MappedUser>)>,
+    ) -> (Self, Vec<(usize, Arc<MappedUser>)>) {
+        /// Groups of at most 2^12: a group's slice of the table fits in L2.
+        const GROUP_BITS: u32 = 12;
+        let mut index = Self::with_capacity(entries.len());
+        // The table's bucket count: hashbrown keeps a power of two with 7/8 of it usable. If
+        // that ever changes the grouping is merely less useful, never wrong.
+        let buckets = index.by_hash.capacity().max(1).next_power_of_two();
+        let bits = buckets.trailing_zeros();
+        let shift = bits.saturating_sub(GROUP_BITS);
+        let group = |digest: &[u8; 32]| {
+            // `as usize` keeps the low bits, which are the ones the table uses.
+            (digest_hash(digest) as usize & (buckets - 1)) >> shift
+        };
+        let mut counts = vec![0usize; 1 << bits.min(GROUP_BITS)];
+        for (digest, _) in &entries {
+            counts[group(digest)] += 1;
+        }
+        type Group = Vec<(usize, [u8; 32], Arc<MappedUser>)>;
+        let mut groups: Vec<Group> = counts.iter().map(|n| Vec::with_capacity(*n)).collect();
+        for (position, (digest, user)) in entries.into_iter().enumerate() {
+            groups[group(&digest)].push((position, digest, user));
+        }
+        let mut duplicates = Vec::new();
+        for group in groups {
+            for (position, digest, user) in group {
+                if let Err(existing) = index.insert(digest, user) {
+                    duplicates.push((position, existing));
+                }
+            }
+        }
+        duplicates.sort_unstable_by_key(|(position, _)| *position);
+        (index, duplicates)
+    }
+
     /// The user mapped to a certificate, by the SHA-256 of its DER.
     pub fn lookup(&self, sha256: &[u8; 32]) -> Option<&Arc<MappedUser>> {
         self.by_hash.get(sha256)
@@ -99,11 +228,21 @@ impl Hasher for DigestHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as its bytes (arrays do not write a length prefix).
         for (i, b) in bytes.iter().take(8).enumerate() {
             self.0 ^= u64::from(*b) << (i * 8);
         }
     }
+
+    /// `[u8; 32]` hashes as a length prefix (always 32) and then its bytes; the prefix carries
+    /// nothing, so the hash is exactly the digest's first eight bytes.
+    fn write_usize(&mut self, _: usize) {}
+}
+
+/// The hash [`DigestHasher`] gives a digest key.
+fn digest_hash(digest: &[u8; 32]) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first)
 }
 
 #[cfg(test)]
@@ -150,6 +289,49 @@ mod tests {
         // A dropped character (the IIS 0x80093102 case) breaks base64 padding.
         let b64 = STANDARD.encode(b"0123456789abcdef");
         assert!(decode_certificate_text(&b64[1..]).is_err());
+    }
+
+    #[test]
+    fn digest_hash_is_the_hasher() {
+        use std::hash::BuildHasher;
+        let digest = sha256(b"x");
+        let hasher = BuildHasherDefault::<DigestHasher>::default();
+        assert_eq!(hasher.hash_one(digest), digest_hash(&digest));
+    }
+
+    #[test]
+    fn build_answers_like_inserting_in_order() {
+        let certs: Vec<[u8; 32]> = (0..20_000u32)
+            .map(|i| sha256(&(i % 15_000).to_le_bytes()))
+            .collect();
+        let entries: Vec<_> = certs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (*d, user(&i.to_string())))
+            .collect();
+        let mut one_by_one = OneToOneIndex::with_capacity(entries.len());
+        let mut expected = Vec::new();
+        for (position, (digest, user)) in entries.iter().enumerate() {
+            if let Err(existing) = one_by_one.insert(*digest, Arc::clone(user)) {
+                expected.push((position, existing.user_name.to_string()));
+            }
+        }
+        let (index, duplicates) = OneToOneIndex::build(entries);
+        let duplicates: Vec<_> = duplicates
+            .into_iter()
+            .map(|(p, e)| (p, e.user_name.to_string()))
+            .collect();
+        assert_eq!(duplicates, expected);
+        assert_eq!(duplicates.len(), 5_000);
+        assert_eq!(index.len(), 15_000);
+        for digest in &certs {
+            assert_eq!(
+                index.lookup(digest).unwrap().user_name,
+                one_by_one.lookup(digest).unwrap().user_name
+            );
+        }
+        let (empty, none) = OneToOneIndex::build(Vec::new());
+        assert!(empty.is_empty() && none.is_empty());
     }
 
     #[test]
