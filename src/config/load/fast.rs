@@ -190,44 +190,35 @@ fn next_line(b: &[u8], at: usize) -> Option<usize> {
 /// header line or the end of the text: where the block ends and its entry.
 fn block(text: &str, mut pos: usize) -> Option<(usize, FastOneToOne<'_>)> {
     let b = text.as_bytes();
+    let blank = |c: &u8| matches!(c, b' ' | b'\t');
     let mut entry = FastOneToOne::default();
     let mut seen = [false; 6];
     while pos < b.len() {
-        let newline = line_end(text, pos);
-        let next = if newline < b.len() {
-            newline + 1
-        } else {
-            newline
-        };
-        let mut line = &text[pos..newline];
-        if newline < b.len() {
-            line = line.strip_suffix('\r').unwrap_or(line);
-        }
-        let content = line.trim_start_matches([' ', '\t']);
-        if content.starts_with('[') {
-            return Some((pos, entry));
-        }
-        if content.is_empty() || content.trim_end_matches([' ', '\t']).is_empty() {
-            pos = next;
-            continue;
-        }
-        if content.starts_with('#') {
-            if !content.bytes().all(|c| c == b'\t' || !c.is_ascii_control()) {
-                return None;
+        let start = pos + b[pos..].iter().take_while(|c| blank(c)).count();
+        match b.get(start..) {
+            Some([] | [b'\n', ..] | [b'\r', b'\n', ..]) => {
+                pos = next_line(b, start)?;
+                continue;
             }
-            pos = next;
-            continue;
+            Some([b'[', ..]) => return Some((pos, entry)),
+            Some([b'#', ..]) => {
+                let end = line_end(text, start);
+                let comment = text[start..end]
+                    .strip_suffix('\r')
+                    .unwrap_or(&text[start..end]);
+                if !comment.bytes().all(|c| c == b'\t' || !c.is_ascii_control()) {
+                    return None;
+                }
+                pos = next_line(b, end)?;
+                continue;
+            }
+            _ => {}
         }
-        let key_len = content
-            .bytes()
+        let key_len = b[start..]
+            .iter()
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
             .count();
-        let (key, rest) = content.split_at(key_len);
-        let value = rest
-            .trim_start_matches([' ', '\t'])
-            .strip_prefix('=')?
-            .trim_matches([' ', '\t']);
-        let slot = match key {
+        let slot = match &text[start..start + key_len] {
             "user_name" => 0,
             "certificate" => 1,
             "certificate_file" => 2,
@@ -239,14 +230,26 @@ fn block(text: &str, mut pos: usize) -> Option<(usize, FastOneToOne<'_>)> {
         if std::mem::replace(&mut seen[slot], true) {
             return None;
         }
+        let mut at = start + key_len;
+        at += b[at..].iter().take_while(|c| blank(c)).count();
+        if b.get(at) != Some(&b'=') {
+            return None;
+        }
+        at += 1;
+        at += b[at..].iter().take_while(|c| blank(c)).count();
+        let value_end;
         if slot == 3 {
-            entry.enabled = Some(match value {
-                "true" => true,
-                "false" => false,
-                _ => return None,
-            });
+            let (value, len) = if b[at..].starts_with(b"true") {
+                (true, 4)
+            } else if b[at..].starts_with(b"false") {
+                (false, 5)
+            } else {
+                return None;
+            };
+            entry.enabled = Some(value);
+            value_end = at + len;
         } else {
-            let value = string(value)?;
+            let (value, end) = string_at(text, at)?;
             match slot {
                 0 => entry.user_name = value,
                 1 => entry.certificate = Some(value),
@@ -254,10 +257,33 @@ fn block(text: &str, mut pos: usize) -> Option<(usize, FastOneToOne<'_>)> {
                 4 => entry.password_env = Some(value),
                 _ => entry.password_file = Some(value),
             }
+            value_end = end;
         }
-        pos = next;
+        let trailing = b[value_end..].iter().take_while(|c| blank(c)).count();
+        pos = next_line(b, value_end + trailing)?;
     }
     Some((pos, entry))
+}
+
+/// The one-line string value starting at `at` and where it ends. The common case, a basic
+/// string without escapes (every certificate), is found in one vectorised pass; anything else
+/// goes through [`string`] with its line.
+fn string_at(text: &str, at: usize) -> Option<(Cow<'_, str>, usize)> {
+    let b = text.as_bytes();
+    if b.get(at) == Some(&b'"') && !b[at..].starts_with(b"\"\"\"") {
+        let close = at + 1 + first_special(&b[at + 1..]);
+        match b.get(close) {
+            Some(b'"') => return Some((Cow::Borrowed(&text[at + 1..close]), close + 1)),
+            Some(b'\\') => {}
+            _ => return None,
+        }
+    }
+    // Escapes or a literal string: the value is the rest of the line, less trailing blanks.
+    let end = line_end(text, at);
+    let line = &text[at..end];
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let value = line.trim_end_matches([' ', '\t']);
+    Some((string(value)?, at + value.len()))
 }
 
 /// A whole one-line value that is a TOML basic string escaping at most `\\` and `\"`, or a
@@ -285,14 +311,32 @@ fn string(value: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Whether basic-string content needs no attention: no quote, backslash or control character
-/// other than tab. Certificates are hundreds of bytes of this, so it is written to vectorise.
+/// Whether a byte needs attention in a TOML basic string: a quote, a backslash, or a control
+/// character other than tab (a line end included).
+fn special(c: u8) -> bool {
+    (c < 0x20 && c != b'\t') | (c == b'"') | (c == b'\\') | (c == 0x7f)
+}
+
+/// Whether basic-string content needs no attention (no [`special`] byte).
 fn plain(b: &[u8]) -> bool {
-    b.chunks(64).all(|chunk| {
-        !chunk.iter().fold(false, |any, &c| {
-            any | (c < 0x20 && c != b'\t') | (c == b'"') | (c == b'\\') | (c == 0x7f)
-        })
-    })
+    first_special(b) == b.len()
+}
+
+/// The position of the first [`special`] byte, or the length. Certificates are hundreds of bytes
+/// without one, so whole chunks are tested with a fold the compiler vectorises.
+fn first_special(b: &[u8]) -> usize {
+    let mut at = 0;
+    for chunk in b.chunks(64) {
+        if chunk.iter().fold(false, |any, &c| any | special(c)) {
+            return at
+                + chunk
+                    .iter()
+                    .position(|&c| special(c))
+                    .unwrap_or(chunk.len());
+        }
+        at += chunk.len();
+    }
+    b.len()
 }
 
 /// Basic-string content with `\\` and `\"` escapes; `None` for anything else TOML would need to
@@ -508,6 +552,36 @@ mod tests {
                 extract(text).is_none(),
                 "fast path read a block it should leave to TOML:\n{text}"
             );
+        }
+    }
+
+    #[test]
+    fn edge_forms_agree_with_toml() {
+        // Read by the fast path, with TOML's values.
+        for (body, blocks) in [
+            ("user_name = \"a\tb\"\ncertificate = \"QUJD\"\n", 1),
+            ("user_name = \"a\\\\b\"\t\r\ncertificate = \"QUJD\"", 1),
+            ("user_name=\"a\"\nenabled=true   \n\n\n", 1),
+            ("\n  # only a comment\n\n", 1),
+            ("certificate = \"\"\nuser_name = ''\n", 1),
+            ("user_name = \"é ü \u{1F600}\"\n", 1),
+        ] {
+            same(&format!("{SITE}{H}\n{body}"), blocks);
+        }
+        // Left to TOML.
+        for body in [
+            "enabled = trueish\n",
+            "enabled = true # yes\n",
+            "user_name = \"a\\\\b\" # c\n",
+            "user_name = \"a\"\rcertificate = \"b\"\n",
+            "user_name = \"a\nb\"\n",
+            "user_name = \"a\u{7f}\"\n",
+            "user_name = 'a\u{1}'\n",
+            "# bad \u{1} comment\n",
+            "user_name = \"a\\\"\n",
+        ] {
+            let text = format!("{SITE}{H}\n{body}");
+            assert!(extract(&text).is_none(), "{text:?}");
         }
     }
 
