@@ -195,27 +195,22 @@ async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCo
     print_warnings(&runtime);
     let server = Server::start(runtime, Arc::clone(&resumption)).await?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let stop = wait_for_stop();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            result = &mut stop => {
-                result?;
-                break;
+    {
+        let stop = wait_for_stop();
+        let watch = server.watch(config.to_owned());
+        tokio::pin!(stop, watch);
+        loop {
+            tokio::select! {
+                result = &mut stop => {
+                    result?;
+                    break;
+                }
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = server.reload(config);
+                }
+                () = &mut watch => break,
             }
-            _ = hangup.recv() => match Runtime::load(config, &resumption) {
-                Ok(runtime) => {
-                    print_warnings(&runtime);
-                    server.swap(runtime);
-                    tracing::info!(config = %config.display(), "configuration reloaded");
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!("{e}");
-                    }
-                    tracing::error!("configuration reload rejected; still serving the previous configuration");
-                }
-            },
         }
     }
     tracing::info!(

@@ -286,3 +286,29 @@ fn shipped_example_configs_parse() {
     let text = text.replace("0.0.0.0:443", "127.0.0.1:0");
     load(files.path(), &text).unwrap_or_else(|e| panic!("{e:#?}"));
 }
+
+#[test]
+fn unreadable_mapping_passwords_only_matter_where_credentials_are_verified() {
+    let dir = dir_with_pki();
+    let with_password = BASIC.replace(
+        "certificate_file = \"alice.crt\"",
+        "certificate_file = \"alice.crt\"\npassword_env = \"CERTGATE_TEST_SURELY_UNSET\"",
+    );
+    // No credential check anywhere: the password is never needed.
+    load(dir.path(), &with_password).unwrap();
+    // A scope that binds as the user needs it.
+    let directory = "\n[directory]\nurls = [\"ldaps://127.0.0.1:636\"]\nca = \"ca.crt\"\n\
+        bind_dn = \"svc@example.test\"\nbind_password_file = \"ca.crt\"\nbase_dn = \"DC=example,DC=test\"\n";
+    let text = with_password.replacen("[[site]]", &format!("{directory}\n[[site]]"), 1)
+        + "\n[site.directory]\nverify = \"credentials\"\n";
+    let text = text.replace(
+        "[[site.location]]\npath = \"/public\"\nssl_flags = \"Ssl\"\nanonymous_authentication = true\n",
+        "",
+    );
+    assert_error(
+        dir.path(),
+        &text,
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0].password_env",
+        "`CERTGATE_TEST_SURELY_UNSET` is not set; verify = \"credentials\" needs",
+    );
+}

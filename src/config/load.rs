@@ -13,7 +13,10 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use super::raw::{
     RawConfig, RawDirectory, RawIisMapping, RawLocation, RawOneToOne, RawSite, RawSiteDirectory,
 };
-use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
+use super::{
+    CertificateExpiry, ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope,
+    ServerSettings, Site,
+};
 use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
 use crate::directory::{Directory, Secret};
 use crate::identity::sha256;
@@ -31,7 +34,20 @@ const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BACKEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper cannot buffer less than this for HTTP/1.1.
+const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
+
+/// notAfter of a certificate, in Unix seconds.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    X509Certificate::from_der(der.as_ref())
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
+}
 
 pub(super) struct Loader<'a> {
     file: PathBuf,
@@ -40,6 +56,10 @@ pub(super) struct Loader<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
+    files: Vec<PathBuf>,
+    /// Mapping passwords that could not be read, by the address of their [`MappedUser`]: only an
+    /// error where a scope verifies credentials, since nothing else uses them.
+    unresolved_passwords: HashMap<usize, (String, String)>,
 }
 
 impl<'a> Loader<'a> {
@@ -55,6 +75,8 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
+            files: vec![file.to_owned()],
+            unresolved_passwords: HashMap::new(),
         }
     }
 
@@ -76,7 +98,14 @@ impl<'a> Loader<'a> {
 
     pub(super) fn load(mut self, text: &str) -> Result<Runtime, ConfigErrors> {
         let raw = self.parse(text)?;
-        let runtime = self.build(&raw);
+        let mut runtime = self.build(&raw);
+        // A mapper shared by several scopes reports its problems once.
+        let mut seen = std::collections::HashSet::new();
+        self.errors.retain(|e| seen.insert(e.clone()));
+        if let Some(r) = &mut runtime {
+            let mut seen = std::collections::HashSet::new();
+            r.warnings.retain(|w| seen.insert(w.clone()));
+        }
         match runtime {
             Some(runtime) if self.errors.is_empty() => Ok(runtime),
             _ => Err(ConfigErrors(self.errors)),
@@ -190,6 +219,7 @@ impl<'a> Loader<'a> {
             sites,
             directory,
             warnings: std::mem::take(&mut self.warnings),
+            files: std::mem::take(&mut self.files),
             exact_names,
             wildcard_names,
             catch_all,
@@ -217,42 +247,65 @@ impl<'a> Loader<'a> {
     }
 
     /// A mapping password from `password_env` or `password_file`; never from the file itself.
+    /// A password that cannot be read is returned as `Err((key, reason))`: it only matters
+    /// where a scope verifies credentials, which [`Self::check_directory_use`] decides.
     fn password(
         &mut self,
         key: &str,
         env: Option<&String>,
         file: Option<&String>,
-    ) -> Option<Secret> {
+    ) -> Result<Option<Secret>, (String, String)> {
         match (env, file) {
             (Some(_), Some(_)) => {
                 self.error(key, "set either password_env or password_file, not both");
-                None
+                Ok(None)
             }
             (Some(var), None) => match std::env::var(var) {
-                Ok(value) => Some(Secret::new(value)),
-                Err(_) => {
-                    self.error(
-                        format!("{key}.password_env"),
-                        format!("environment variable `{var}` is not set"),
-                    );
-                    None
-                }
+                Ok(value) => Ok(Some(Secret::new(value))),
+                Err(_) => Err((
+                    format!("{key}.password_env"),
+                    format!("environment variable `{var}` is not set"),
+                )),
             },
             (None, Some(path)) => {
-                let path = self.file_value(&format!("{key}.password_file"), path)?;
+                let Some(path) = self.file_value(&format!("{key}.password_file"), path) else {
+                    return Ok(None);
+                };
                 match std::fs::read_to_string(&path) {
-                    Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
-                    Err(e) => {
-                        self.error(
-                            format!("{key}.password_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
+                    Ok(text) => Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n'])))),
+                    Err(e) => Err((
+                        format!("{key}.password_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )),
                 }
             }
-            (None, None) => None,
+            (None, None) => Ok(None),
         }
+    }
+
+    /// Builds a mapped user, remembering a password that could not be read.
+    fn mapped_user(
+        &mut self,
+        user_name: &str,
+        kind: MappingKind,
+        source: &str,
+        password: Result<Option<Secret>, (String, String)>,
+    ) -> Arc<MappedUser> {
+        let (password, unresolved) = match password {
+            Ok(p) => (p, None),
+            Err(e) => (None, Some(e)),
+        };
+        let user = Arc::new(MappedUser {
+            user_name: user_name.into(),
+            kind,
+            source: source.into(),
+            password,
+        });
+        if let Some(e) = unresolved {
+            self.unresolved_passwords
+                .insert(Arc::as_ptr(&user) as usize, e);
+        }
+        user
     }
 
     fn server(&mut self, raw: &RawConfig) -> Option<ServerSettings> {
@@ -302,6 +355,17 @@ impl<'a> Loader<'a> {
                 self.error(format!("server.{key}"), "must be greater than zero");
             }
         }
+        if let Some(n) = raw.server.max_header_bytes
+            && n < MIN_MAX_HEADER_BYTES
+        {
+            self.error(
+                "server.max_header_bytes",
+                format!("{n} is below the minimum of {MIN_MAX_HEADER_BYTES}"),
+            );
+        }
+        if raw.server.max_connections == Some(0) {
+            self.error("server.max_connections", "must be at least 1");
+        }
         (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
             ServerSettings {
                 listen,
@@ -314,6 +378,20 @@ impl<'a> Loader<'a> {
                     .server
                     .header_read_timeout
                     .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+                idle_timeout: raw.server.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+                max_header_bytes: raw
+                    .server
+                    .max_header_bytes
+                    .unwrap_or(DEFAULT_MAX_HEADER_BYTES),
+                max_connections: raw
+                    .server
+                    .max_connections
+                    .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+                watch_interval: raw
+                    .server
+                    .watch
+                    .unwrap_or(false)
+                    .then(|| raw.server.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL)),
             }
         })
     }
@@ -397,7 +475,9 @@ impl<'a> Loader<'a> {
             self.error(key, "the file name is empty");
             return None;
         }
-        Some(self.resolve(value))
+        let path = self.resolve(value);
+        self.files.push(path.clone());
+        Some(path)
     }
 
     fn site(
@@ -411,7 +491,8 @@ impl<'a> Loader<'a> {
         let errors_before = self.errors.len();
         let identity = self.server_identity(&key, raw);
         let scopes = self.scopes(&key, raw);
-        let client_auth = self.client_auth(&key, raw, &scopes);
+        let mut client_ca_expiry = Vec::new();
+        let client_auth = self.client_auth(&key, raw, &scopes, &mut client_ca_expiry);
         let backend = self.backend(&key, raw, connect_timeout, response_timeout);
         let (identity, client_auth, backend) = (identity?, client_auth?, backend?);
         if self.errors.len() != errors_before {
@@ -425,6 +506,10 @@ impl<'a> Loader<'a> {
             }
         };
         let (chain, key_der, key_name) = identity;
+        let certificate_expiry = CertificateExpiry {
+            server: chain.iter().filter_map(|c| not_after(c)).collect(),
+            client_ca: client_ca_expiry,
+        };
         let tls = match server_config(chain, key_der, Arc::clone(&client_auth), resumption) {
             Ok(tls) => tls,
             Err(e) => {
@@ -448,6 +533,7 @@ impl<'a> Loader<'a> {
             scopes,
             backend,
             preserve_host: raw.preserve_host.unwrap_or(true),
+            certificate_expiry,
         })
     }
 
@@ -681,9 +767,26 @@ impl<'a> Loader<'a> {
             .as_ref()
             .is_some_and(|v| v.mode == VerifyMode::Credentials);
         if credentials && scope.mapper.enabled {
-            let without: Vec<&str> = scope
+            let users: Vec<Arc<MappedUser>> = scope
                 .mapper
-                .many_to_one_users
+                .one_to_one
+                .users()
+                .chain(&scope.mapper.many_to_one_users)
+                .cloned()
+                .collect();
+            for user in &users {
+                if let Some((pkey, reason)) = self
+                    .unresolved_passwords
+                    .get(&(Arc::as_ptr(user) as usize))
+                    .cloned()
+                {
+                    self.error(
+                        pkey,
+                        format!("{reason}; verify = \"credentials\" needs this mapping's password"),
+                    );
+                }
+            }
+            let without: Vec<&str> = users
                 .iter()
                 .filter(|u| u.password.is_none())
                 .map(|u| &*u.source)
@@ -743,12 +846,8 @@ impl<'a> Loader<'a> {
                 raw_m.password_env.as_ref(),
                 raw_m.password_file.as_ref(),
             );
-            many_to_one_users.push(Arc::new(MappedUser {
-                user_name: m.user_name().into(),
-                kind: MappingKind::ManyToOne,
-                source: m.name().into(),
-                password,
-            }));
+            let user = self.mapped_user(m.user_name(), MappingKind::ManyToOne, m.name(), password);
+            many_to_one_users.push(user);
         }
         Mapper {
             enabled: raw.enabled,
@@ -818,12 +917,7 @@ impl<'a> Loader<'a> {
         if raw.enabled == Some(false) {
             return;
         }
-        let user = Arc::new(MappedUser {
-            user_name: raw.user_name.as_str().into(),
-            kind: MappingKind::OneToOne,
-            source: key.into(),
-            password,
-        });
+        let user = self.mapped_user(&raw.user_name, MappingKind::OneToOne, key, password);
         if let Err(existing) = index.insert(sha256(&der), user) {
             self.error(
                 key,
@@ -840,6 +934,7 @@ impl<'a> Loader<'a> {
         key: &str,
         raw: &RawSite,
         scopes: &[Scope],
+        expiry: &mut Vec<i64>,
     ) -> Option<Arc<ClientAuth>> {
         let wants = scopes.iter().any(|s| s.ssl_flags.wants_certificate());
         let reporting = match raw.certificate_errors.as_deref() {
@@ -879,6 +974,7 @@ impl<'a> Loader<'a> {
             };
             match crate::tls::load_certificates(&path) {
                 Ok(certs) => {
+                    expiry.extend(certs.iter().filter_map(|c| not_after(c)));
                     let (_, ignored) = roots.add_parsable_certificates(certs);
                     if ignored > 0 {
                         self.error(

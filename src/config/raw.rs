@@ -70,6 +70,31 @@ pub struct RawServer {
         skip_serializing_if = "Option::is_none"
     )]
     pub backend_response_timeout: Option<Duration>,
+    /// A connection with no request in flight and no traffic for this long is closed. Default
+    /// 60s.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// Largest request header block accepted, in bytes; larger answers 431. Default 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_bytes: Option<usize>,
+    /// Client connections served at once; more wait in the listen backlog. Default 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Reload when the config file or any file it names changes (certificates, keys, CRLs,
+    /// CAs, passwords). Default false; SIGHUP always reloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<bool>,
+    /// How often watched files are checked. Default 2s.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub watch_interval: Option<Duration>,
 }
 
 /// `[headers]`: identity header names. An empty string stops that header from being sent; every

@@ -101,7 +101,16 @@ pub struct Env {
     pub server: Server,
     pub backend: SocketAddr,
     pub resumption: Arc<ResumptionKeys>,
-    backend_shutdown: CancellationToken,
+    pub backend_guard: BackendGuard,
+}
+
+/// Stops the echo backend when dropped.
+pub struct BackendGuard(CancellationToken);
+
+impl Drop for BackendGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// A config with one site requiring certificates, mapping alice one-to-one, with an anonymous
@@ -173,7 +182,7 @@ impl Env {
             server,
             backend,
             resumption,
-            backend_shutdown,
+            backend_guard: BackendGuard(backend_shutdown),
         }
     }
 
@@ -199,12 +208,6 @@ impl Env {
 
     pub fn client(&self, identity: Option<&Issued>) -> Client {
         Client::new(&self.pki.ca.cert_pem, identity)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.backend_shutdown.cancel();
     }
 }
 
