@@ -177,18 +177,6 @@ async fn get(env: &Env, who: &Issued, host: &str, path: &str) -> support::Resp {
     client.send(env.addr(), host, req).await.unwrap()
 }
 
-fn code(resp: &support::Resp) -> String {
-    if resp.status == 200 {
-        return "200".into();
-    }
-    resp.text()
-        .split("HTTP Error ")
-        .nth(1)
-        .and_then(|s| s.split(' ').next())
-        .unwrap_or("?")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn account_states_groups_and_credentials() {
     let Some(ad) = ad() else { return };
@@ -208,26 +196,26 @@ async fn account_states_groups_and_credentials() {
     // Disabled (bare name + default_logon_domain), expired, missing: 401.1, no AD detail.
     for who in [&p.carol, &p.erin, &p.nobody] {
         let resp = get(&env, who, "localhost", "/").await;
-        assert_eq!(code(&resp), "401.1", "{}", resp.text());
+        assert_eq!(resp.code(), "401.1", "{}", resp.text());
         assert!(!resp.text().contains("533") && !resp.text().contains("701"));
     }
     // Groups: nested membership passes, a missing one is 401.3.
     assert_eq!(
-        code(&get(&env, &p.alice, "localhost", "/staff/x").await),
+        get(&env, &p.alice, "localhost", "/staff/x").await.code(),
         "200"
     );
     assert_eq!(
-        code(&get(&env, &p.alice, "localhost", "/admins/x").await),
+        get(&env, &p.alice, "localhost", "/admins/x").await.code(),
         "401.3"
     );
     // Credentials: alice's mapping password is right, bob's is wrong.
     assert_eq!(
-        code(&get(&env, &p.alice, "localhost", "/logon").await),
+        get(&env, &p.alice, "localhost", "/logon").await.code(),
         "200"
     );
-    assert_eq!(code(&get(&env, &p.bob, "localhost", "/").await), "200");
+    assert_eq!(get(&env, &p.bob, "localhost", "/").await.code(), "200");
     assert_eq!(
-        code(&get(&env, &p.bob, "localhost", "/logon").await),
+        get(&env, &p.bob, "localhost", "/logon").await.code(),
         "401.1"
     );
     // Spoofed groups never pass through.
@@ -261,7 +249,7 @@ async fn active_directory_certificate_mapping() {
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.echo()["headers"]["x-remote-user"], "ivan@example.test");
     let resp = get(&env, &p.stranger, "site-b.test", "/").await;
-    assert_eq!(code(&resp), "401.2", "{}", resp.text());
+    assert_eq!(resp.code(), "401.2", "{}", resp.text());
 }
 
 #[tokio::test]

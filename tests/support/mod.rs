@@ -225,6 +225,30 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The answer as IIS would log it: `200` for a forwarded request, else the
+    /// `status.substatus` of certgate's page (e.g. `403.7`).
+    pub fn code(&self) -> String {
+        if self.status == 200 {
+            return "200".into();
+        }
+        self.text()
+            .split("HTTP Error ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .map_or_else(|| self.status.to_string(), str::to_owned)
+    }
+
+    /// The `X-Remote-User` the backend received, for a forwarded request.
+    pub fn remote_user(&self) -> Option<String> {
+        (self.status == 200)
+            .then(|| {
+                self.echo()["headers"]["x-remote-user"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .flatten()
+    }
+
     /// The echo backend's JSON report.
     pub fn echo(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
