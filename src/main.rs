@@ -76,6 +76,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also run the directory checks against the configured domain controllers.
+        #[arg(long)]
+        query_directory: bool,
     },
     /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
@@ -128,14 +131,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             site,
             path,
             json,
-        } => explain(
-            &config,
-            cert.as_deref(),
-            host.as_deref(),
-            site.as_deref(),
-            &path,
-            json,
-        ),
+            query_directory,
+        } => {
+            let target = certgate::explain::Target {
+                host: host.as_deref(),
+                site: site.as_deref(),
+                path: &path,
+            };
+            explain(&config, cert.as_deref(), &target, json, query_directory).await
+        }
         Command::Bench(args) => {
             let summary = certgate::bench::run(&args).await?;
             if args.json {
@@ -247,13 +251,12 @@ fn check(config: &Path) -> ExitCode {
     }
 }
 
-fn explain(
+async fn explain(
     config: &Path,
     cert: Option<&Path>,
-    host: Option<&str>,
-    site: Option<&str>,
-    path: &str,
+    target: &certgate::explain::Target<'_>,
     json: bool,
+    query_directory: bool,
 ) -> anyhow::Result<ExitCode> {
     let resumption = ResumptionKeys::default();
     let runtime = match Runtime::load(config, &resumption) {
@@ -267,8 +270,11 @@ fn explain(
         Some(file) => certgate::tls::load_certificates(file)?,
         None => Vec::new(),
     };
-    let target = certgate::explain::Target { host, site, path };
-    let explanation = certgate::explain::explain(&runtime, &chain, &target)?;
+    let explanation = if query_directory {
+        certgate::explain::explain_with_directory(&runtime, &chain, target).await?
+    } else {
+        certgate::explain::explain(&runtime, &chain, target)?
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {

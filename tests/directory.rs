@@ -296,3 +296,49 @@ async fn set_altsec(ad: &Ad, user: &str, values: &[String]) {
         .unwrap();
     ldap.unbind().await.unwrap();
 }
+
+#[tokio::test]
+async fn explain_queries_the_directory_like_the_proxy() {
+    let Some(ad) = ad() else { return };
+    let (env, p) = start(&ad, &format!("\"{}\"", ad.ldaps_url)).await;
+    let runtime = env.server.shared().runtime();
+    let explain = async |who: &Issued, path: &str| {
+        certgate::explain::explain_with_directory(
+            &runtime,
+            std::slice::from_ref(&who.der),
+            &certgate::explain::Target {
+                host: Some("localhost"),
+                site: None,
+                path,
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let carol = explain(&p.carol, "/").await;
+    assert_eq!(carol.verdict.code, "401.1", "{carol}");
+    assert!(carol.to_string().contains("disabled"), "{carol}");
+    let alice = explain(&p.alice, "/admins/x").await;
+    assert_eq!(alice.verdict.code, "401.3", "{alice}");
+    assert!(
+        alice.to_string().contains("not_in_required_group"),
+        "{alice}"
+    );
+    let alice = explain(&p.alice, "/").await;
+    assert_eq!(alice.verdict.code, "200", "{alice}");
+    assert!(alice.to_string().contains("CN=All Staff"), "{alice}");
+    // Without querying, the directory step is described, not run.
+    let offline = certgate::explain::explain(
+        &runtime,
+        std::slice::from_ref(&p.carol.der),
+        &certgate::explain::Target {
+            host: Some("localhost"),
+            site: None,
+            path: "/",
+        },
+    )
+    .unwrap();
+    assert!(offline.to_string().contains("not queried"), "{offline}");
+    // And the proxy agrees with the queried answer.
+    assert_eq!(get(&env, &p.carol, "localhost", "/").await.code(), "401.1");
+}
