@@ -312,3 +312,71 @@ fn unreadable_mapping_passwords_only_matter_where_credentials_are_verified() {
         "`CERTGATE_TEST_SURELY_UNSET` is not set; verify = \"credentials\" needs",
     );
 }
+
+/// An IIS-exported `.pfx` serves as the site certificate; its password comes from the
+/// environment, and a wrong or missing one is a clear error.
+#[tokio::test]
+async fn pfx_server_certificates() {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    pki.write(dir.path());
+    let key = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).unwrap();
+    let chain = PrivateKeyChain::new(
+        [1u8; 20].to_vec(),
+        PrivateKey::from_der(key.secret_der()).unwrap(),
+        [
+            Certificate::from_der(pki.server.der.as_ref()).unwrap(),
+            Certificate::from_der(pki.ca.der.as_ref()).unwrap(),
+        ],
+    );
+    let mut store = KeyStore::new();
+    store.add_entry("server", KeyStoreEntry::PrivateKeyChain(chain));
+    std::fs::write(
+        dir.path().join("server.pfx"),
+        store.writer("s3cret").write().unwrap(),
+    )
+    .unwrap();
+
+    let text = BASIC.replace("{backend}", "127.0.0.1:9").replace(
+        "certificate = \"server.crt\"\nprivate_key = \"server.key\"",
+        "pfx = \"server.pfx\"\npfx_password_env = \"CERTGATE_TEST_PFX_PASSWORD\"",
+    );
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let check = |password: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certgate"));
+        cmd.args(["check", "-c"])
+            .arg(&path)
+            .env_remove("CERTGATE_TEST_PFX_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("CERTGATE_TEST_PFX_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(Some("s3cret"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = check(Some("wrong"));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("site[0].pfx") && stderr.contains("wrong password"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong\n") && !stderr.contains("s3cret"),
+        "password leaked: {stderr}"
+    );
+    let (code, stderr) = check(None);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("`CERTGATE_TEST_PFX_PASSWORD` is not set"),
+        "{stderr}"
+    );
+}
