@@ -2,7 +2,7 @@
 //!
 //! Field names follow IIS vocabulary in snake_case so an IIS administrator recognises every key.
 //! Everything here is plain data: files are not read and nothing is checked beyond TOML types and
-//! unknown keys (`deny_unknown_fields`), so that [`super::load`] can report every problem at once
+//! unknown keys (`deny_unknown_fields`), so that the loader can report every problem at once
 //! with its key path. The same types are serialised by `certgate import-iis`.
 
 use std::time::Duration;
