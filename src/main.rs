@@ -86,8 +86,12 @@ enum Command {
     Bench(certgate::bench::BenchArgs),
     /// Exit 0 if the admin endpoint answers /healthz (for container HEALTHCHECKs).
     Healthcheck {
-        /// Health URL.
-        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        /// Health URL (the admin listener's /healthz).
+        #[arg(
+            long,
+            env = "CERTGATE_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9090/healthz"
+        )]
         url: String,
     },
     /// Run the built-in echo backend (reports what it receives as JSON).
