@@ -12,7 +12,11 @@ use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::config::{Runtime, Site};
+use crate::directory::config::{SitePolicy, Verification};
+use crate::directory::{AccountRef, Verdict as DirVerdict};
 use crate::identity::CertFacts;
+use crate::iis::IisStatus;
+use crate::mapping::MappedUser;
 use crate::mapping::many_to_one::MappingTrace;
 use crate::mapping::{Mapper, MappingOutcome};
 use crate::proxy::authn::{Decision, authenticate};
@@ -147,19 +151,123 @@ pub struct Explanation {
     pub chain: ChainCheck,
     /// Mapper trace (absent when the mapper is never consulted).
     pub mapper: Option<MapperCheck>,
-    /// Directory checks that apply after mapping (explain does not query the directory).
+    /// Directory checks that apply after mapping.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
+    /// What the directory answered, when it was queried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory_answer: Option<String>,
     /// The answer.
     pub verdict: Verdict,
 }
 
-/// Explains what the proxy would answer for `chain` at `target`.
+/// A directory step the decision still depends on.
+enum Pending {
+    /// Check the mapped account.
+    Verify {
+        user: Arc<MappedUser>,
+        default_logon_domain: Option<String>,
+        verification: Verification,
+    },
+    /// Find the account by altSecurityIdentities.
+    Certificate {
+        cert: Arc<CertFacts>,
+        policy: SitePolicy,
+    },
+}
+
+/// Explains what the proxy would answer for `chain` at `target`, without contacting the
+/// directory (directory checks are described, not run).
 pub fn explain(
     runtime: &Runtime,
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
+    analyse(runtime, chain, target).map(|(explanation, _)| explanation)
+}
+
+/// [`explain`], then runs the directory checks the decision depends on against the configured
+/// directory, as the proxy would.
+pub async fn explain_with_directory(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Result<Explanation, ExplainError> {
+    let (mut explanation, pending) = analyse(runtime, chain, target)?;
+    let (Some(pending), Some(directory)) = (pending, &runtime.directory) else {
+        return Ok(explanation);
+    };
+    let (verdict, who) = match &pending {
+        Pending::Verify {
+            user,
+            default_logon_domain,
+            verification,
+        } => {
+            let account = AccountRef::Name {
+                name: &user.user_name,
+                default_logon_domain: default_logon_domain.as_deref(),
+            };
+            let verdict = directory
+                .verify(account, user.password.as_ref(), verification)
+                .await;
+            (verdict, user.user_name.to_string())
+        }
+        Pending::Certificate { cert, policy } => {
+            let verdict = directory.authenticate_certificate(cert, policy).await;
+            (verdict, cert.subject.to_display_string())
+        }
+    };
+    match verdict {
+        DirVerdict::Allow(account) => {
+            explanation.directory_answer = Some(format!(
+                "accepted {} ({} group(s): {})",
+                account.dn,
+                account.groups.len(),
+                account.groups.join("; ")
+            ));
+            if let Pending::Certificate { .. } = pending {
+                let name = account
+                    .user_principal_name
+                    .clone()
+                    .or_else(|| account.sam_account_name.clone())
+                    .unwrap_or_else(|| account.dn.clone());
+                explanation.verdict = Verdict {
+                    status: 200,
+                    substatus: 0,
+                    code: "200".into(),
+                    summary: format!("forwarded to the backend as {name} (active_directory)"),
+                    user_name: Some(name),
+                    mapping: Some("active_directory".into()),
+                };
+            }
+        }
+        other => {
+            let (status, substatus) = other.iis_status();
+            let iis = IisStatus::from_codes(status, substatus);
+            explanation.directory_answer = Some(format!("refused {who}: {}", other.label()));
+            explanation.verdict = Verdict {
+                status: iis.status,
+                substatus: iis.substatus,
+                code: iis.code(),
+                summary: format!(
+                    "refused by the directory ({}): {} {}",
+                    other.label(),
+                    iis.code(),
+                    iis.reason
+                ),
+                user_name: None,
+                mapping: None,
+            };
+        }
+    }
+    Ok(explanation)
+}
+
+fn analyse(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Result<(Explanation, Option<Pending>), ExplainError> {
     let (site, chosen_by) = choose_site(runtime, target)?;
     let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
         path: target.path.to_owned(),
@@ -206,6 +314,24 @@ pub fn explain(
         mapper_check = Some(check);
         outcome
     });
+    let pending = match &decision {
+        Ok(Decision::User { user, .. }) => {
+            scope
+                .directory
+                .verification
+                .clone()
+                .map(|verification| Pending::Verify {
+                    user: Arc::clone(user),
+                    default_logon_domain: scope.mapper.default_logon_domain.clone(),
+                    verification,
+                })
+        }
+        Ok(Decision::Directory { cert }) => Some(Pending::Certificate {
+            cert: Arc::clone(cert),
+            policy: scope.directory.clone(),
+        }),
+        _ => None,
+    };
     let verdict = match decision {
         Ok(Decision::User { user, .. }) => Verdict {
             status: 200,
@@ -255,19 +381,23 @@ pub fn explain(
         },
     };
 
-    Ok(Explanation {
-        certificate,
-        site: site.name.clone(),
-        site_chosen_by: chosen_by,
-        path: target.path.to_owned(),
-        location: scope.path.clone(),
-        ssl_flags: scope.ssl_flags.to_string(),
-        anonymous_authentication: scope.anonymous,
-        chain: chain_check,
-        mapper: mapper_check,
-        directory: describe_directory(&scope.directory),
-        verdict,
-    })
+    Ok((
+        Explanation {
+            certificate,
+            site: site.name.clone(),
+            site_chosen_by: chosen_by,
+            path: target.path.to_owned(),
+            location: scope.path.clone(),
+            ssl_flags: scope.ssl_flags.to_string(),
+            anonymous_authentication: scope.anonymous,
+            chain: chain_check,
+            mapper: mapper_check,
+            directory: describe_directory(&scope.directory),
+            directory_answer: None,
+            verdict,
+        },
+        pending,
+    ))
 }
 
 fn describe_directory(policy: &crate::directory::config::SitePolicy) -> Option<String> {
@@ -473,6 +603,17 @@ impl fmt::Display for Explanation {
                             r.reason
                         );
                     }
+                }
+            }
+        }
+        if let Some(d) = &self.directory {
+            let _ = writeln!(out, "directory    {d}");
+            match &self.directory_answer {
+                Some(a) => {
+                    let _ = writeln!(out, "  answer      {a}");
+                }
+                None => {
+                    let _ = writeln!(out, "  answer      not queried (add --query-directory)");
                 }
             }
         }

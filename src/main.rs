@@ -76,6 +76,9 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also run the directory checks against the configured domain controllers.
+        #[arg(long)]
+        query_directory: bool,
     },
     /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
@@ -83,8 +86,12 @@ enum Command {
     Bench(certgate::bench::BenchArgs),
     /// Exit 0 if the admin endpoint answers /healthz (for container HEALTHCHECKs).
     Healthcheck {
-        /// Health URL.
-        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        /// Health URL (the admin listener's /healthz).
+        #[arg(
+            long,
+            env = "CERTGATE_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9090/healthz"
+        )]
         url: String,
     },
     /// Run the built-in echo backend (reports what it receives as JSON).
@@ -128,14 +135,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             site,
             path,
             json,
-        } => explain(
-            &config,
-            cert.as_deref(),
-            host.as_deref(),
-            site.as_deref(),
-            &path,
-            json,
-        ),
+            query_directory,
+        } => {
+            let target = certgate::explain::Target {
+                host: host.as_deref(),
+                site: site.as_deref(),
+                path: &path,
+            };
+            explain(&config, cert.as_deref(), &target, json, query_directory).await
+        }
         Command::Bench(args) => {
             let summary = certgate::bench::run(&args).await?;
             if args.json {
@@ -195,27 +203,22 @@ async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCo
     print_warnings(&runtime);
     let server = Server::start(runtime, Arc::clone(&resumption)).await?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let stop = wait_for_stop();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            result = &mut stop => {
-                result?;
-                break;
+    {
+        let stop = wait_for_stop();
+        let watch = server.watch(config.to_owned());
+        tokio::pin!(stop, watch);
+        loop {
+            tokio::select! {
+                result = &mut stop => {
+                    result?;
+                    break;
+                }
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = server.reload(config);
+                }
+                () = &mut watch => break,
             }
-            _ = hangup.recv() => match Runtime::load(config, &resumption) {
-                Ok(runtime) => {
-                    print_warnings(&runtime);
-                    server.swap(runtime);
-                    tracing::info!(config = %config.display(), "configuration reloaded");
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!("{e}");
-                    }
-                    tracing::error!("configuration reload rejected; still serving the previous configuration");
-                }
-            },
         }
     }
     tracing::info!(
@@ -252,13 +255,12 @@ fn check(config: &Path) -> ExitCode {
     }
 }
 
-fn explain(
+async fn explain(
     config: &Path,
     cert: Option<&Path>,
-    host: Option<&str>,
-    site: Option<&str>,
-    path: &str,
+    target: &certgate::explain::Target<'_>,
     json: bool,
+    query_directory: bool,
 ) -> anyhow::Result<ExitCode> {
     let resumption = ResumptionKeys::default();
     let runtime = match Runtime::load(config, &resumption) {
@@ -272,8 +274,11 @@ fn explain(
         Some(file) => certgate::tls::load_certificates(file)?,
         None => Vec::new(),
     };
-    let target = certgate::explain::Target { host, site, path };
-    let explanation = certgate::explain::explain(&runtime, &chain, &target)?;
+    let explanation = if query_directory {
+        certgate::explain::explain_with_directory(&runtime, &chain, target).await?
+    } else {
+        certgate::explain::explain(&runtime, &chain, target)?
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);
     } else {

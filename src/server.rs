@@ -6,34 +6,50 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Runtime;
+use crate::admin::metrics as m;
+use crate::config::{ConfigErrors, Runtime};
 use crate::proxy::{self, Connection};
 use crate::tls::accept::accept;
+use crate::tls::client_auth::ClientCert;
 use crate::tls::server::ResumptionKeys;
 
-/// State shared by the accept loops and the admin endpoints.
+/// State shared by the accept loops, the admin endpoints and the reloader.
 pub struct Shared {
     runtime: ArcSwap<Runtime>,
     /// Resumption keys kept across reloads.
     pub resumption: Arc<ResumptionKeys>,
     shutdown: CancellationToken,
+    ready: AtomicBool,
+    connections: Arc<Semaphore>,
 }
 
 impl Shared {
     /// The configuration new connections use.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// Listeners are bound, a configuration is loaded, and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 }
 
@@ -50,6 +66,8 @@ pub struct Server {
 impl Server {
     /// Binds every listener of `runtime` and starts serving.
     pub async fn start(runtime: Runtime, resumption: Arc<ResumptionKeys>) -> io::Result<Self> {
+        // Install the metrics recorder before anything records.
+        let _ = m::handle();
         let mut listeners = Vec::new();
         for addr in &runtime.server.listen {
             let listener = TcpListener::bind(addr)
@@ -64,9 +82,11 @@ impl Server {
             None => None,
         };
         let shared = Arc::new(Shared {
+            connections: Arc::new(Semaphore::new(runtime.server.max_connections)),
             runtime: ArcSwap::from_pointee(runtime),
             resumption,
             shutdown: CancellationToken::new(),
+            ready: AtomicBool::new(false),
         });
         let tasks = TaskTracker::new();
         let mut https_addrs = Vec::new();
@@ -92,6 +112,7 @@ impl Server {
         if let Some(addr) = admin_addr {
             tracing::info!(%addr, "listening (admin)");
         }
+        shared.ready.store(true, Ordering::Relaxed);
         Ok(Self {
             shared,
             tasks,
@@ -105,14 +126,82 @@ impl Server {
         &self.shared
     }
 
-    /// Makes `runtime` the configuration for new connections. Listener addresses are fixed at
-    /// start; a change to them takes a restart.
+    /// Makes `runtime` the configuration for new connections. Listener addresses and
+    /// `max_connections` are fixed at start; changing them takes a restart.
     pub fn swap(&self, runtime: Runtime) {
         self.shared.runtime.store(Arc::new(runtime));
     }
 
+    /// Loads `path` and, only if it is valid as a whole, makes it current. A rejected file is
+    /// logged with every error and counted; the previous configuration keeps serving.
+    pub fn reload(&self, path: &Path) -> Result<(), ConfigErrors> {
+        match Runtime::load(path, &self.shared.resumption) {
+            Ok(runtime) => {
+                for w in &runtime.warnings {
+                    tracing::warn!("{w}");
+                }
+                let current = self.shared.runtime();
+                if runtime.server.listen != current.server.listen
+                    || runtime.server.admin_listen != current.server.admin_listen
+                    || runtime.server.max_connections != current.server.max_connections
+                {
+                    tracing::warn!(
+                        "listen, admin_listen and max_connections changes take effect after a restart"
+                    );
+                }
+                self.swap(runtime);
+                metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
+                tracing::error!(
+                    config = %path.display(),
+                    errors = errors.0.len(),
+                    "configuration reload rejected; still serving the previous configuration"
+                );
+                Err(errors)
+            }
+        }
+    }
+
+    /// Reloads `path` whenever it or a file it names changes, checking every `interval` of the
+    /// current configuration. Editors and Kubernetes replace files by rename, so files are
+    /// compared by modification time, size and inode rather than watched by handle.
+    pub async fn watch(&self, path: PathBuf) {
+        let mut seen = fingerprint(&self.shared.runtime().files);
+        loop {
+            let Some(interval) = self.shared.runtime().server.watch_interval else {
+                // Watching was switched off by a reload; check again later in case it returns.
+                tokio::select! {
+                    () = self.shared.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                }
+            };
+            tokio::select! {
+                () = self.shared.shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let files = self.shared.runtime().files.clone();
+            let now = fingerprint(&files);
+            if now == seen {
+                continue;
+            }
+            // Let a writer finish (several files are often replaced together).
+            tokio::time::sleep(interval.min(Duration::from_millis(500))).await;
+            tracing::info!("a watched file changed; reloading");
+            let _ = self.reload(&path);
+            seen = fingerprint(&self.shared.runtime().files);
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `deadline`, then returns.
     pub async fn shutdown(self, deadline: Duration) {
+        self.shared.ready.store(false, Ordering::Relaxed);
         self.shared.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(deadline, self.tasks.wait())
@@ -127,15 +216,53 @@ impl Server {
     }
 }
 
+type Fingerprint = Vec<Option<(SystemTime, u64, u64)>>;
+
+fn fingerprint(files: &[PathBuf]) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f).ok().map(|md| {
+                (
+                    md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    md.len(),
+                    md.ino(),
+                )
+            })
+        })
+        .collect()
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTracker) {
     loop {
+        // Waiting for a slot before accepting leaves extra clients in the kernel backlog
+        // instead of accepting connections certgate cannot serve.
+        let permit = if let Ok(permit) = Arc::clone(&shared.connections).try_acquire_owned() {
+            permit
+        } else {
+            metrics::gauge!(m::CONNECTIONS_WAITING).set(1.0);
+            let permit = tokio::select! {
+                () = shared.shutdown.cancelled() => return,
+                permit = Arc::clone(&shared.connections).acquire_owned() => permit,
+            };
+            metrics::gauge!(m::CONNECTIONS_WAITING).set(0.0);
+            match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            }
+        };
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((tcp, peer)) => {
-                tasks.spawn(serve_connection(tcp, peer, Arc::clone(&shared)));
+                let shared = Arc::clone(&shared);
+                tasks.spawn(async move {
+                    serve_connection(tcp, peer, shared).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -143,6 +270,22 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Keeps the active-connections gauge right on every exit path.
+struct ActiveConnection;
+
+impl ActiveConnection {
+    fn open() -> Self {
+        metrics::gauge!(m::ACTIVE_CONNECTIONS).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        metrics::gauge!(m::ACTIVE_CONNECTIONS).decrement(1.0);
     }
 }
 
@@ -154,16 +297,33 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         () = shared.shutdown.cancelled() => return,
         result = handshake => match result {
             Err(_) => {
+                metrics::counter!(m::TLS_HANDSHAKES, "site" => "-", "outcome" => "timeout",
+                    "version" => "-", "kind" => "-").increment(1);
                 tracing::debug!(%peer, failure = "timeout", "TLS handshake timed out");
                 return;
             }
             Ok(Err(e)) => {
+                metrics::counter!(m::TLS_HANDSHAKES, "site" => "-", "outcome" => e.label(),
+                    "version" => "-", "kind" => "-").increment(1);
                 tracing::debug!(%peer, failure = e.label(), error = %e, "TLS handshake failed");
                 return;
             }
             Ok(Ok(accepted)) => accepted,
         },
     };
+    let _active = ActiveConnection::open();
+    let site = accepted.site.name.clone();
+    metrics::counter!(m::TLS_HANDSHAKES, "site" => site.clone(), "outcome" => "ok",
+        "version" => accepted.info.version,
+        "kind" => if accepted.info.resumed { "resumed" } else { "full" })
+    .increment(1);
+    let cert_outcome = match &accepted.client_cert {
+        ClientCert::Absent => "absent".to_owned(),
+        ClientCert::Valid(_) => "valid".to_owned(),
+        ClientCert::Rejected { status, .. } => status.code(),
+    };
+    metrics::counter!(m::CLIENT_CERTIFICATES, "site" => site, "outcome" => cert_outcome)
+        .increment(1);
     tracing::debug!(
         %peer,
         site = %accepted.site.name,
@@ -173,7 +333,12 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         h2 = accepted.info.h2,
         "TLS connection accepted"
     );
-    let header_read_timeout = runtime.server.header_read_timeout;
+    let settings = &runtime.server;
+    let (header_read_timeout, idle_timeout, max_header_bytes) = (
+        settings.header_read_timeout,
+        settings.idle_timeout,
+        settings.max_header_bytes,
+    );
     let conn = Arc::new(Connection::new(
         Arc::clone(&runtime),
         accepted.site,
@@ -181,30 +346,151 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         accepted.info,
         accepted.client_cert,
     ));
+    let in_flight = conn.in_flight();
     let service = service_fn(move |req| proxy::handle(Arc::clone(&conn), req));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
+        .max_buf_size(max_header_bytes)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(accepted.stream), service);
+    let activity = Activity::new(accepted.stream);
+    let last_activity = Arc::clone(&activity.last);
+    let started = activity.epoch;
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(activity), service);
     tokio::pin!(connection);
+    let idle = async {
+        loop {
+            let last = started + Duration::from_millis(last_activity.load(Ordering::Relaxed));
+            let deadline = last + idle_timeout;
+            if Instant::now() >= deadline && in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            tokio::time::sleep_until(deadline.max(Instant::now() + Duration::from_millis(100)))
+                .await;
+        }
+    };
     tokio::select! {
         result = connection.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            return;
         }
-        () = shared.shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error during shutdown");
-            }
+        () = shared.shutdown.cancelled() => {}
+        () = idle => tracing::debug!(%peer, "closing idle connection"),
+    }
+    connection.as_mut().graceful_shutdown();
+    if let Err(e) = connection.await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error while closing");
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Records when bytes last moved, for the idle timeout.
+    struct Activity<T> {
+        #[pin]
+        inner: T,
+        last: Arc<AtomicU64>,
+        epoch: Instant,
+    }
+}
+
+impl<T> Activity<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            last: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
+    }
+}
+
+fn touch(last: &AtomicU64, epoch: Instant) {
+    let ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+    last.store(ms, Ordering::Relaxed);
+}
+
+impl<T: AsyncRead> AsyncRead for Activity<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let polled = this.inner.poll_read(cx, buf);
+        if buf.filled().len() > before {
+            touch(this.last, *this.epoch);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite> AsyncWrite for Activity<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled
+            && *n > 0
+        {
+            touch(this.last, *this.epoch);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.project();
+        let polled = this.inner.poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &polled
+            && *n > 0
+        {
+            touch(this.last, *this.epoch);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Counts a connection's requests from arrival until their response body is done.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Starts counting one request.
+    pub fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

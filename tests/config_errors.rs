@@ -286,3 +286,150 @@ fn shipped_example_configs_parse() {
     let text = text.replace("0.0.0.0:443", "127.0.0.1:0");
     load(files.path(), &text).unwrap_or_else(|e| panic!("{e:#?}"));
 }
+
+#[test]
+fn unreadable_mapping_passwords_only_matter_where_credentials_are_verified() {
+    let dir = dir_with_pki();
+    let with_password = BASIC.replace(
+        "certificate_file = \"alice.crt\"",
+        "certificate_file = \"alice.crt\"\npassword_env = \"CERTGATE_TEST_SURELY_UNSET\"",
+    );
+    // No credential check anywhere: the password is never needed.
+    load(dir.path(), &with_password).unwrap();
+    // A scope that binds as the user needs it.
+    let directory = "\n[directory]\nurls = [\"ldaps://127.0.0.1:636\"]\nca = \"ca.crt\"\n\
+        bind_dn = \"svc@example.test\"\nbind_password_file = \"ca.crt\"\nbase_dn = \"DC=example,DC=test\"\n";
+    let text = with_password.replacen("[[site]]", &format!("{directory}\n[[site]]"), 1)
+        + "\n[site.directory]\nverify = \"credentials\"\n";
+    let text = text.replace(
+        "[[site.location]]\npath = \"/public\"\nssl_flags = \"Ssl\"\nanonymous_authentication = true\n",
+        "",
+    );
+    assert_error(
+        dir.path(),
+        &text,
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0].password_env",
+        "`CERTGATE_TEST_SURELY_UNSET` is not set; verify = \"credentials\" needs",
+    );
+}
+
+/// Mapping entries in the canonical form (read by the loader's fast path) still name their
+/// certificate and password files for the watcher, and a duplicate entry's unreadable password
+/// is not reported (its user is not indexed), while a readable one is used.
+#[test]
+fn fast_path_mappings_record_files_and_unresolved_passwords() {
+    let dir = dir_with_pki();
+    std::fs::write(dir.path().join("pw.txt"), "secret\n").unwrap();
+    let entries = "\n[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]\n\
+        user_name = \"EXAMPLE\\\\alice2\"\ncertificate_file = \"alice.crt\"\n\
+        password_env = \"CERTGATE_TEST_SURELY_UNSET\"\n\
+        \n[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]\n\
+        user_name = \"EXAMPLE\\\\bob\"\ncertificate_file = \"bob.crt\"\n\
+        password_file = \"pw.txt\"\n";
+    let text = BASIC.replace(
+        "certificate_file = \"alice.crt\"\nenabled = true\n",
+        &format!("certificate_file = \"alice.crt\"\nenabled = true\npassword_file = \"pw.txt\"\n{entries}"),
+    );
+    // No credential check: only the duplicate is an error.
+    let errors = load(dir.path(), &text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        errors[0].key,
+        "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[1]"
+    );
+    let unique = text.replace(
+        "password_env = \"CERTGATE_TEST_SURELY_UNSET\"",
+        "enabled = false\npassword_env = \"CERTGATE_TEST_SURELY_UNSET\"",
+    );
+    let runtime = load(dir.path(), &unique).unwrap();
+    for name in ["certgate.toml", "alice.crt", "bob.crt", "pw.txt"] {
+        assert!(
+            runtime.files.iter().any(|f| f.ends_with(name)),
+            "{name} not in {:?}",
+            runtime.files
+        );
+    }
+    // Credentials verified: the disabled and the duplicate entry's passwords do not matter.
+    let directory = "\n[directory]\nurls = [\"ldaps://127.0.0.1:636\"]\nca = \"ca.crt\"\n\
+        bind_dn = \"svc@example.test\"\nbind_password_file = \"ca.crt\"\nbase_dn = \"DC=example,DC=test\"\n";
+    let credentials = |text: &str| {
+        (text.replacen("[[site]]", &format!("{directory}\n[[site]]"), 1)
+            + "\n[site.directory]\nverify = \"credentials\"\n")
+            .replace(
+                "[[site.location]]\npath = \"/public\"\nssl_flags = \"Ssl\"\nanonymous_authentication = true\n",
+                "",
+            )
+    };
+    load(dir.path(), &credentials(&unique)).unwrap();
+    let errors = load(dir.path(), &credentials(&text)).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].reason.contains("already mapped"), "{errors:#?}");
+}
+
+/// An IIS-exported `.pfx` serves as the site certificate; its password comes from the
+/// environment, and a wrong or missing one is a clear error.
+#[tokio::test]
+async fn pfx_server_certificates() {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    pki.write(dir.path());
+    let key = PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).unwrap();
+    let chain = PrivateKeyChain::new(
+        [1u8; 20].to_vec(),
+        PrivateKey::from_der(key.secret_der()).unwrap(),
+        [
+            Certificate::from_der(pki.server.der.as_ref()).unwrap(),
+            Certificate::from_der(pki.ca.der.as_ref()).unwrap(),
+        ],
+    );
+    let mut store = KeyStore::new();
+    store.add_entry("server", KeyStoreEntry::PrivateKeyChain(chain));
+    std::fs::write(
+        dir.path().join("server.pfx"),
+        store.writer("s3cret").write().unwrap(),
+    )
+    .unwrap();
+
+    let text = BASIC.replace("{backend}", "127.0.0.1:9").replace(
+        "certificate = \"server.crt\"\nprivate_key = \"server.key\"",
+        "pfx = \"server.pfx\"\npfx_password_env = \"CERTGATE_TEST_PFX_PASSWORD\"",
+    );
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let check = |password: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certgate"));
+        cmd.args(["check", "-c"])
+            .arg(&path)
+            .env_remove("CERTGATE_TEST_PFX_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("CERTGATE_TEST_PFX_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(Some("s3cret"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = check(Some("wrong"));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("site[0].pfx") && stderr.contains("wrong password"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("wrong\n") && !stderr.contains("s3cret"),
+        "password leaked: {stderr}"
+    );
+    let (code, stderr) = check(None);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("`CERTGATE_TEST_PFX_PASSWORD` is not set"),
+        "{stderr}"
+    );
+}

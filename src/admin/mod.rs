@@ -1,4 +1,4 @@
-//! The plain-HTTP admin listener: health now, metrics later.
+//! The plain-HTTP admin listener: `/healthz`, `/readyz` and `/metrics`.
 //!
 //! It is a separate listener, never the mTLS port, so probes need no client certificate and the
 //! operator can keep it on loopback or a private network.
@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::Shared;
+
+pub mod metrics;
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -47,13 +49,25 @@ async fn respond(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
-        "/readyz" => {
+        "/readyz" if shared.is_ready() => {
             let runtime = shared.runtime();
             (
                 StatusCode::OK,
                 format!("ready: {} site(s)\n", runtime.sites.len()),
             )
         }
+        // Draining: tell load balancers to stop sending new connections.
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        ),
+        "/metrics" => match metrics::render(&shared.runtime()) {
+            Some(text) => (StatusCode::OK, text),
+            None => (
+                StatusCode::NOT_FOUND,
+                "metrics are not available in this process\n".to_owned(),
+            ),
+        },
         _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));

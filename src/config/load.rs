@@ -9,8 +9,13 @@ use std::time::Duration;
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
+use x509_parser::prelude::{FromDer, X509Certificate};
+
 use super::raw::{RawConfig, RawDirectory, RawIisMapping, RawLocation, RawSite, RawSiteDirectory};
-use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope, ServerSettings, Site};
+use super::{
+    CertificateExpiry, ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime, Scope,
+    ServerSettings, Site,
+};
 use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
 use crate::directory::{Directory, Secret};
 use crate::iis::SslFlags;
@@ -29,11 +34,24 @@ const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_BACKEND_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// hyper cannot buffer less than this for HTTP/1.1.
+const MIN_MAX_HEADER_BYTES: usize = 8 * 1024;
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
 mod fast;
 
 use fast::FastOneToOne;
+
+/// notAfter of a certificate, in Unix seconds.
+fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
+    X509Certificate::from_der(der.as_ref())
+        .ok()
+        .map(|(_, c)| c.validity().not_after.timestamp())
+}
 
 pub(super) struct Loader<'a> {
     file: PathBuf,
@@ -46,6 +64,11 @@ pub(super) struct Loader<'a> {
     runs: Vec<Vec<FastOneToOne<'a>>>,
     /// The `user_name` prefix of the placeholder entries standing for `runs`.
     marker: String,
+    files: Vec<PathBuf>,
+    /// Mapping passwords that could not be read, by the address of their [`MappedUser`]: only an
+    /// error where a scope verifies credentials, since nothing else uses them.
+    /// Each entry holds its user, so that the address stays unique while the loader runs.
+    unresolved_passwords: HashMap<usize, (Arc<MappedUser>, String, String)>,
 }
 
 impl<'a> Loader<'a> {
@@ -63,6 +86,8 @@ impl<'a> Loader<'a> {
             has_directory: false,
             runs: Vec::new(),
             marker: String::new(),
+            files: vec![file.to_owned()],
+            unresolved_passwords: HashMap::new(),
         }
     }
 
@@ -84,7 +109,14 @@ impl<'a> Loader<'a> {
 
     pub(super) fn load(mut self, text: &'a str) -> Result<Runtime, ConfigErrors> {
         let raw = self.parse(text)?;
-        let runtime = self.build(&raw);
+        let mut runtime = self.build(&raw);
+        // A mapper shared by several scopes reports its problems once.
+        let mut seen = std::collections::HashSet::new();
+        self.errors.retain(|e| seen.insert(e.clone()));
+        if let Some(r) = &mut runtime {
+            let mut seen = std::collections::HashSet::new();
+            r.warnings.retain(|w| seen.insert(w.clone()));
+        }
         match runtime {
             Some(runtime) if self.errors.is_empty() => Ok(runtime),
             _ => Err(ConfigErrors(self.errors)),
@@ -211,6 +243,7 @@ impl<'a> Loader<'a> {
             sites,
             directory,
             warnings: std::mem::take(&mut self.warnings),
+            files: std::mem::take(&mut self.files),
             exact_names,
             wildcard_names,
             catch_all,
@@ -238,37 +271,69 @@ impl<'a> Loader<'a> {
     }
 
     /// A mapping password from `password_env` or `password_file`; never from the file itself.
-    fn password(&mut self, key: &str, env: Option<&str>, file: Option<&str>) -> Option<Secret> {
+    /// A password that cannot be read is returned as `Err((key, reason))`: it only matters
+    /// where a scope verifies credentials, which [`Self::check_directory_use`] decides.
+    fn password(
+        &mut self,
+        key: &str,
+        env: Option<&str>,
+        file: Option<&str>,
+    ) -> Result<Option<Secret>, (String, String)> {
         match (env, file) {
             (Some(_), Some(_)) => {
                 self.error(key, "set either password_env or password_file, not both");
-                None
+                Ok(None)
             }
             (Some(var), None) => match std::env::var(var) {
-                Ok(value) => Some(Secret::new(value)),
-                Err(_) => {
-                    self.error(
-                        format!("{key}.password_env"),
-                        format!("environment variable `{var}` is not set"),
-                    );
-                    None
-                }
+                Ok(value) => Ok(Some(Secret::new(value))),
+                Err(_) => Err((
+                    format!("{key}.password_env"),
+                    format!("environment variable `{var}` is not set"),
+                )),
             },
             (None, Some(path)) => {
-                let path = self.file_value(&format!("{key}.password_file"), path)?;
+                let Some(path) = self.file_value(&format!("{key}.password_file"), path) else {
+                    return Ok(None);
+                };
                 match std::fs::read_to_string(&path) {
-                    Ok(text) => Some(Secret::new(text.trim_end_matches(['\r', '\n']))),
-                    Err(e) => {
-                        self.error(
-                            format!("{key}.password_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        );
-                        None
-                    }
+                    Ok(text) => Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n'])))),
+                    Err(e) => Err((
+                        format!("{key}.password_file"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )),
                 }
             }
-            (None, None) => None,
+            (None, None) => Ok(None),
         }
+    }
+
+    /// Builds a mapped user, remembering a password that could not be read.
+    fn mapped_user(
+        &mut self,
+        user_name: &str,
+        kind: MappingKind,
+        source: MappingSource,
+        password: Result<Option<Secret>, (String, String)>,
+    ) -> Arc<MappedUser> {
+        let (password, unresolved) = match password {
+            Ok(p) => (p, None),
+            Err(e) => (None, Some(e)),
+        };
+        let user = Arc::new(MappedUser {
+            user_name: user_name.into(),
+            kind,
+            source,
+            password,
+        });
+        if let Some((key, reason)) = unresolved {
+            // The entry keeps the user alive, so its address cannot be reused by another user
+            // while the loader runs (a duplicate one-to-one entry is dropped from the index).
+            self.unresolved_passwords.insert(
+                Arc::as_ptr(&user) as usize,
+                (Arc::clone(&user), key, reason),
+            );
+        }
+        user
     }
 
     fn server(&mut self, raw: &RawConfig) -> Option<ServerSettings> {
@@ -318,6 +383,17 @@ impl<'a> Loader<'a> {
                 self.error(format!("server.{key}"), "must be greater than zero");
             }
         }
+        if let Some(n) = raw.server.max_header_bytes
+            && n < MIN_MAX_HEADER_BYTES
+        {
+            self.error(
+                "server.max_header_bytes",
+                format!("{n} is below the minimum of {MIN_MAX_HEADER_BYTES}"),
+            );
+        }
+        if raw.server.max_connections == Some(0) {
+            self.error("server.max_connections", "must be at least 1");
+        }
         (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
             ServerSettings {
                 listen,
@@ -330,6 +406,20 @@ impl<'a> Loader<'a> {
                     .server
                     .header_read_timeout
                     .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+                idle_timeout: raw.server.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+                max_header_bytes: raw
+                    .server
+                    .max_header_bytes
+                    .unwrap_or(DEFAULT_MAX_HEADER_BYTES),
+                max_connections: raw
+                    .server
+                    .max_connections
+                    .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+                watch_interval: raw
+                    .server
+                    .watch
+                    .unwrap_or(false)
+                    .then(|| raw.server.watch_interval.unwrap_or(DEFAULT_WATCH_INTERVAL)),
             }
         })
     }
@@ -413,7 +503,9 @@ impl<'a> Loader<'a> {
             self.error(key, "the file name is empty");
             return None;
         }
-        Some(self.resolve(value))
+        let path = self.resolve(value);
+        self.files.push(path.clone());
+        Some(path)
     }
 
     fn site(
@@ -427,7 +519,8 @@ impl<'a> Loader<'a> {
         let errors_before = self.errors.len();
         let identity = self.server_identity(&key, raw);
         let scopes = self.scopes(&key, raw);
-        let client_auth = self.client_auth(&key, raw, &scopes);
+        let mut client_ca_expiry = Vec::new();
+        let client_auth = self.client_auth(&key, raw, &scopes, &mut client_ca_expiry);
         let backend = self.backend(&key, raw, connect_timeout, response_timeout);
         let (identity, client_auth, backend) = (identity?, client_auth?, backend?);
         if self.errors.len() != errors_before {
@@ -441,6 +534,10 @@ impl<'a> Loader<'a> {
             }
         };
         let (chain, key_der, key_name) = identity;
+        let certificate_expiry = CertificateExpiry {
+            server: chain.iter().filter_map(|c| not_after(c)).collect(),
+            client_ca: client_ca_expiry,
+        };
         let tls = match server_config(chain, key_der, Arc::clone(&client_auth), resumption) {
             Ok(tls) => tls,
             Err(e) => {
@@ -464,6 +561,7 @@ impl<'a> Loader<'a> {
             scopes,
             backend,
             preserve_host: raw.preserve_host.unwrap_or(true),
+            certificate_expiry,
         })
     }
 
@@ -697,9 +795,26 @@ impl<'a> Loader<'a> {
             .as_ref()
             .is_some_and(|v| v.mode == VerifyMode::Credentials);
         if credentials && scope.mapper.enabled {
-            let without: Vec<String> = scope
+            let users: Vec<Arc<MappedUser>> = scope
                 .mapper
-                .many_to_one_users
+                .one_to_one
+                .users()
+                .chain(&scope.mapper.many_to_one_users)
+                .cloned()
+                .collect();
+            for user in &users {
+                if let Some((_, pkey, reason)) = self
+                    .unresolved_passwords
+                    .get(&(Arc::as_ptr(user) as usize))
+                    .cloned()
+                {
+                    self.error(
+                        pkey,
+                        format!("{reason}; verify = \"credentials\" needs this mapping's password"),
+                    );
+                }
+            }
+            let without: Vec<String> = users
                 .iter()
                 .filter(|u| u.password.is_none())
                 .map(|u| u.source.to_string())
@@ -755,12 +870,13 @@ impl<'a> Loader<'a> {
                 raw_m.password_env.as_deref(),
                 raw_m.password_file.as_deref(),
             );
-            many_to_one_users.push(Arc::new(MappedUser {
-                user_name: m.user_name().into(),
-                kind: MappingKind::ManyToOne,
-                source: MappingSource::Named(m.name().into()),
+            let user = self.mapped_user(
+                m.user_name(),
+                MappingKind::ManyToOne,
+                MappingSource::Named(m.name().into()),
                 password,
-            }));
+            );
+            many_to_one_users.push(user);
         }
         Mapper {
             enabled: raw.enabled,
@@ -805,7 +921,7 @@ impl<'a> Loader<'a> {
                 && e.enabled != Some(false)
                 && e.password_env.is_none()
                 && e.password_file.is_none())
-            .then(|| one_to_one_user(e, &list, j, None));
+            .then(|| one_to_one_user(e, &list, j));
             Prepared { digest, user }
         });
         // Judge each entry in order; index the ones that pass all at once, then put each
@@ -864,7 +980,7 @@ impl<'a> Loader<'a> {
                 raw.password_file.as_deref(),
             )
         } else {
-            None
+            Ok(None)
         };
         let digest = match (&raw.certificate, &raw.certificate_file) {
             (Some(_), None) => digest.and_then(|d| {
@@ -916,7 +1032,20 @@ impl<'a> Loader<'a> {
         if raw.enabled == Some(false) {
             return None;
         }
-        let user = user.unwrap_or_else(|| one_to_one_user(raw, list, j, password));
+        // Prepared in parallel when the entry has no password; otherwise built here, so that a
+        // password that cannot be read is remembered (see `Self::mapped_user`).
+        let user = match user {
+            Some(user) => user,
+            None => self.mapped_user(
+                &raw.user_name,
+                MappingKind::OneToOne,
+                MappingSource::Entry {
+                    list: Arc::clone(list),
+                    index: j,
+                },
+                password,
+            ),
+        };
         Some((digest, user))
     }
 
@@ -947,6 +1076,7 @@ impl<'a> Loader<'a> {
         key: &str,
         raw: &RawSite,
         scopes: &[Scope],
+        expiry: &mut Vec<i64>,
     ) -> Option<Arc<ClientAuth>> {
         let wants = scopes.iter().any(|s| s.ssl_flags.wants_certificate());
         let reporting = match raw.certificate_errors.as_deref() {
@@ -986,6 +1116,7 @@ impl<'a> Loader<'a> {
             };
             match crate::tls::load_certificates(&path) {
                 Ok(certs) => {
+                    expiry.extend(certs.iter().filter_map(|c| not_after(c)));
                     let (_, ignored) = roots.add_parsable_certificates(certs);
                     if ignored > 0 {
                         self.error(
@@ -1092,12 +1223,9 @@ struct Prepared {
     user: Option<Arc<MappedUser>>,
 }
 
-fn one_to_one_user(
-    raw: &FastOneToOne<'_>,
-    list: &Arc<str>,
-    j: usize,
-    password: Option<Secret>,
-) -> Arc<MappedUser> {
+/// The user of entry `j` of the list at `list`, for an entry without a password (built off the
+/// loader, in parallel; one with a password goes through `Loader::mapped_user`).
+fn one_to_one_user(raw: &FastOneToOne<'_>, list: &Arc<str>, j: usize) -> Arc<MappedUser> {
     Arc::new(MappedUser {
         user_name: raw.user_name.as_ref().into(),
         kind: MappingKind::OneToOne,
@@ -1105,6 +1233,6 @@ fn one_to_one_user(
             list: Arc::clone(list),
             index: j,
         },
-        password,
+        password: None,
     })
 }

@@ -32,7 +32,7 @@ use crate::tls::server::ResumptionKeys;
 pub const PLACEHOLDER_PREFIX: &str = "IMPORT-PLACEHOLDER(";
 
 /// One problem in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConfigError {
     /// The configuration file.
     pub file: PathBuf,
@@ -81,6 +81,14 @@ pub struct ServerSettings {
     pub handshake_timeout: Duration,
     /// Complete request headers.
     pub header_read_timeout: Duration,
+    /// Idle keep-alive connections.
+    pub idle_timeout: Duration,
+    /// Request header block size.
+    pub max_header_bytes: usize,
+    /// Concurrent client connections.
+    pub max_connections: usize,
+    /// Poll interval of the file watcher; `None` when watching is off.
+    pub watch_interval: Option<Duration>,
 }
 
 /// Effective settings for a location (or the site root), inheritance already applied.
@@ -118,6 +126,17 @@ pub struct Site {
     pub backend: Backend,
     /// Send the client's Host header to the backend.
     pub preserve_host: bool,
+    /// notAfter of the server chain and of the client CAs, for the expiry gauges.
+    pub certificate_expiry: CertificateExpiry,
+}
+
+/// notAfter (Unix seconds) of the certificates a site depends on.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateExpiry {
+    /// Server chain, leaf first.
+    pub server: Vec<i64>,
+    /// Client trust anchors, in file order.
+    pub client_ca: Vec<i64>,
 }
 
 impl fmt::Debug for Site {
@@ -164,6 +183,8 @@ pub struct Runtime {
     pub directory: Option<Directory>,
     /// Things that work but are probably not what the author meant.
     pub warnings: Vec<String>,
+    /// Every file the configuration read (itself included), for the file watcher.
+    pub files: Vec<PathBuf>,
     exact_names: HashMap<String, usize>,
     wildcard_names: HashMap<String, usize>,
     catch_all: Option<usize>,

@@ -2,7 +2,7 @@
 //!
 //! Field names follow IIS vocabulary in snake_case so an IIS administrator recognises every key.
 //! Everything here is plain data: files are not read and nothing is checked beyond TOML types and
-//! unknown keys (`deny_unknown_fields`), so that [`super::load`] can report every problem at once
+//! unknown keys (`deny_unknown_fields`), so that the loader can report every problem at once
 //! with its key path. The same types are serialised by `certgate import-iis`.
 
 use std::time::Duration;
@@ -70,6 +70,31 @@ pub struct RawServer {
         skip_serializing_if = "Option::is_none"
     )]
     pub backend_response_timeout: Option<Duration>,
+    /// A connection with no request in flight and no traffic for this long is closed. Default
+    /// 60s.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    /// Largest request header block accepted, in bytes; larger answers 431. Default 65536.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_bytes: Option<usize>,
+    /// Client connections served at once; more wait in the listen backlog. Default 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Reload when the config file or any file it names changes (certificates, keys, CRLs,
+    /// CAs, passwords). Default false; SIGHUP always reloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<bool>,
+    /// How often watched files are checked. Default 2s.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub watch_interval: Option<Duration>,
 }
 
 /// `[headers]`: identity header names. An empty string stops that header from being sent; every

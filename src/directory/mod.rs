@@ -60,6 +60,9 @@ pub const METRIC_CACHE: &str = "certgate_directory_cache_total";
 /// Metric: verdicts, by `check` (`account`, `credentials`, `certificate`) and `outcome`
 /// (`allow`, `unavailable`, or the deny reason's label).
 pub const METRIC_VERDICTS: &str = "certgate_directory_verdicts_total";
+/// Metric: time a directory answer took to load on a cache miss (all LDAP operations of one
+/// lookup), by `result` (`ok`, `failed`).
+pub const METRIC_LOOKUP_SECONDS: &str = "certgate_directory_lookup_duration_seconds";
 
 /// Attributes read for the account-state check. The constructed attribute and `tokenGroups`
 /// are only returned by a base-scope read of the user's own entry.
@@ -707,7 +710,11 @@ impl Directory {
     {
         let counters = &self.inner.counters;
         let load = async {
-            load.await.inspect_err(|e| {
+            let started = tokio::time::Instant::now();
+            let result = load.await;
+            metrics::histogram!(METRIC_LOOKUP_SECONDS, "result" => if result.is_ok() { "ok" } else { "failed" })
+                .record(started.elapsed().as_secs_f64());
+            result.inspect_err(|e| {
                 counters.failure(e);
                 match e {
                     Failure::MissingBase(_) | Failure::ServiceBind { .. } => {

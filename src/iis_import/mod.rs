@@ -841,15 +841,19 @@ impl Emit<'_> {
     fn scope_notes(&mut self, site: &str, url: &str, eff: &Effective) {
         for (name, enabled) in eff.other_auth.values() {
             if *enabled {
-                let what = if name == "clientCertificateMappingAuthentication" {
-                    " (the Active Directory mapper; IIS cannot combine it with the IIS mapper)"
+                if name == "clientCertificateMappingAuthentication" {
+                    self.untranslated.push(format!(
+                        "site '{site}' path {url}: {name} (the Active Directory mapper) is \
+                         enabled; IIS keeps its domain controllers outside the XML, so set it up \
+                         by hand: a [directory] section and [site.directory.certificate_mapping] \
+                         enabled = true (README: Active Directory)"
+                    ));
                 } else {
-                    ""
-                };
-                self.untranslated.push(format!(
-                    "site '{site}' path {url}: {name} is enabled{what}; certgate does not \
-                     implement it"
-                ));
+                    self.untranslated.push(format!(
+                        "site '{site}' path {url}: {name} is enabled; certgate does not \
+                         implement it"
+                    ));
+                }
             }
         }
         let Some(m) = &eff.mapper else { return };

@@ -239,8 +239,8 @@ fn untranslated_items_are_listed() {
     for needle in [
         "Ssl128 dropped",
         "site 'Fabrikam' path /: basicAuthentication is enabled",
-        "site 'Intranet' path /: clientCertificateMappingAuthentication is enabled (the Active \
-         Directory mapper",
+        "site 'Intranet' path /: clientCertificateMappingAuthentication (the Active Directory \
+         mapper) is enabled",
         "binding '[::]:443:intranet.contoso.test' sslFlags 2: Central Certificate Store",
         "binding '[::]:443:intranet.contoso.test' sslFlags 32: TLS 1.3",
         "<location path=\"Retired Site\"> matches no site",

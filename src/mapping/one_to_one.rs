@@ -206,6 +206,11 @@ impl OneToOneIndex {
         self.by_hash.get(sha256)
     }
 
+    /// Every mapped user, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &Arc<MappedUser>> {
+        self.by_hash.values()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.by_hash.len()

@@ -14,6 +14,8 @@ use tokio::time::Instant;
 /// One request's access-log fields (IIS W3C names in comments).
 #[derive(Debug)]
 pub struct AccessRecord {
+    /// Keeps the request counted as in flight until the record is written.
+    pub in_flight: Option<crate::server::InFlight>,
     /// Request start.
     pub start: Instant,
     /// c-ip.

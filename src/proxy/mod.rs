@@ -17,6 +17,7 @@ pub mod upstream;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, OnceLock};
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -25,11 +26,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
+use crate::admin::metrics as m;
 use crate::config::{Runtime, Scope, Site};
 use crate::directory::{Account, AccountRef, DenyReason, Verdict};
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
 use crate::mapping::{Mapper, MappingOutcome};
+use crate::server::InFlight;
 use crate::tls::accept::TlsInfo;
 use crate::tls::client_auth::ClientCert;
 use answer::Answer;
@@ -59,6 +62,7 @@ pub struct Connection {
     peer_ip: HeaderValue,
     cert_headers: OnceLock<HeaderSet>,
     mapped: OnceLock<Mapped>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// The mapper's answer for a connection's certificate, with the user header it implies.
@@ -93,7 +97,13 @@ impl Connection {
             peer_ip,
             cert_headers: OnceLock::new(),
             mapped: OnceLock::new(),
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Requests of this connection whose responses are not finished yet.
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.in_flight)
     }
 
     /// The mapper's answer for this connection's certificate, cached for the connection's
@@ -137,6 +147,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let mut record = AccessRecord {
+        in_flight: Some(InFlight::start(&conn.in_flight)),
         start: Instant::now(),
         client_ip: conn.peer.ip(),
         site: Arc::clone(&conn.site_name),
@@ -159,6 +170,12 @@ pub async fn handle(
         }
     };
     record.status = response.status().as_u16();
+    metrics::counter!(
+        m::REQUESTS,
+        "site" => conn.site.name.clone(),
+        "code" => format!("{}.{}", record.status, record.substatus)
+    )
+    .increment(1);
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, body.with_record(record)))
 }
@@ -221,6 +238,8 @@ async fn phases(
             headers.insert(name.clone(), value.clone());
         }
     }
+    let kind = identity.user.as_ref().map_or("anonymous", |u| u.mapping);
+    metrics::counter!(m::MAPPINGS, "site" => conn.site.name.clone(), "kind" => kind).increment(1);
     if let Some(user) = identity.user {
         record.user = Some(user.name);
         record.mapping = Some(user.mapping);
@@ -257,18 +276,27 @@ async fn phases(
     *req.version_mut() = Version::HTTP_11;
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
+    let started = Instant::now();
     let result = tokio::time::timeout(backend.response_timeout, backend.client.request(req)).await;
+    let backend_error = |kind: &'static str| {
+        metrics::counter!(m::BACKEND_ERRORS, "site" => conn.site.name.clone(), "kind" => kind)
+            .increment(1);
+    };
     let mut resp = match result {
         Err(_) => {
+            backend_error("timeout");
             tracing::warn!(site = %conn.site.name, "backend response timed out");
             return Err(Answer::GatewayTimeout);
         }
         Ok(Err(e)) => {
+            backend_error(if e.is_connect() { "connect" } else { "other" });
             tracing::warn!(site = %conn.site.name, error = %error_chain(&e), "backend request failed");
             return Err(Answer::BadGateway);
         }
         Ok(Ok(resp)) => resp,
     };
+    metrics::histogram!(m::BACKEND_SECONDS, "site" => conn.site.name.clone())
+        .record(started.elapsed().as_secs_f64());
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {

@@ -101,7 +101,16 @@ pub struct Env {
     pub server: Server,
     pub backend: SocketAddr,
     pub resumption: Arc<ResumptionKeys>,
-    backend_shutdown: CancellationToken,
+    pub backend_guard: BackendGuard,
+}
+
+/// Stops the echo backend when dropped.
+pub struct BackendGuard(CancellationToken);
+
+impl Drop for BackendGuard {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// A config with one site requiring certificates, mapping alice one-to-one, with an anonymous
@@ -173,7 +182,7 @@ impl Env {
             server,
             backend,
             resumption,
-            backend_shutdown,
+            backend_guard: BackendGuard(backend_shutdown),
         }
     }
 
@@ -202,12 +211,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        self.backend_shutdown.cancel();
-    }
-}
-
 /// A response, fully read.
 #[derive(Debug)]
 pub struct Resp {
@@ -220,6 +223,30 @@ pub struct Resp {
 impl Resp {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The answer as IIS would log it: `200` for a forwarded request, else the
+    /// `status.substatus` of certgate's page (e.g. `403.7`).
+    pub fn code(&self) -> String {
+        if self.status == 200 {
+            return "200".into();
+        }
+        self.text()
+            .split("HTTP Error ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .map_or_else(|| self.status.to_string(), str::to_owned)
+    }
+
+    /// The `X-Remote-User` the backend received, for a forwarded request.
+    pub fn remote_user(&self) -> Option<String> {
+        (self.status == 200)
+            .then(|| {
+                self.echo()["headers"]["x-remote-user"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .flatten()
     }
 
     /// The echo backend's JSON report.

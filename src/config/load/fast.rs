@@ -753,7 +753,7 @@ mod tests {
                 "[6].user_name",
                 "[7]",
                 "[9].certificate_file",
-                "[10].password_env",
+                // An unset password_env is only an error where a scope verifies credentials.
                 "[10]",
                 "[11]"
             ],
