@@ -96,7 +96,10 @@ pub async fn accept(tcp: TcpStream, runtime: &Runtime) -> Result<Accepted, Accep
         resumed: matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)),
         h2: conn.alpn_protocol() == Some(b"h2"),
     };
-    let client_cert = site.client_auth.classify(conn.peer_certificates());
+    let full_handshake = !matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    let client_cert = site
+        .client_auth
+        .classify_handshake(conn.peer_certificates(), full_handshake);
     Ok(Accepted {
         stream,
         site,

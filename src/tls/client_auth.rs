@@ -128,6 +128,30 @@ impl ClientAuth {
         })
     }
 
+    /// [`Self::classify`] for a connection's chain right after its handshake. With
+    /// [`ErrorReporting::Tls`] a full handshake has just verified the chain (the handshake
+    /// fails otherwise), so it is not verified a second time; a resumed session's chain is.
+    pub fn classify_handshake(
+        &self,
+        chain: Option<&[CertificateDer<'static>]>,
+        full_handshake: bool,
+    ) -> ClientCert {
+        if !(full_handshake && self.reporting == ErrorReporting::Tls && self.webpki.is_some()) {
+            return self.classify(chain);
+        }
+        let Some(leaf) = chain.and_then(<[_]>::first) else {
+            return ClientCert::Absent;
+        };
+        match CertFacts::parse(leaf) {
+            Ok(facts) => ClientCert::Valid(Arc::new(facts)),
+            Err(_) => ClientCert::Rejected {
+                status: IisStatus::CERT_UNTRUSTED,
+                detail: "certificate verified but could not be parsed".into(),
+                facts: None,
+            },
+        }
+    }
+
     /// Judges the chain a client presented (leaf first) and maps any failure to its IIS status.
     pub fn classify(&self, chain: Option<&[CertificateDer<'static>]>) -> ClientCert {
         let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
