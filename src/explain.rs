@@ -226,11 +226,7 @@ pub async fn explain_with_directory(
                 account.groups.join("; ")
             ));
             if let Pending::Certificate { .. } = pending {
-                let name = account
-                    .user_principal_name
-                    .clone()
-                    .or_else(|| account.sam_account_name.clone())
-                    .unwrap_or_else(|| account.dn.clone());
+                let name = account.display_name().to_owned();
                 explanation.verdict = Verdict {
                     status: 200,
                     substatus: 0,

@@ -191,6 +191,15 @@ pub struct Account {
 }
 
 impl Account {
+    /// The name the proxy forwards for an account found by certificate: its
+    /// `userPrincipalName`, else its `sAMAccountName`, else its DN.
+    pub fn display_name(&self) -> &str {
+        self.user_principal_name
+            .as_deref()
+            .or(self.sam_account_name.as_deref())
+            .unwrap_or(&self.dn)
+    }
+
     /// True when the account is in at least one of `required` (or `required` is empty).
     pub fn in_any_group(&self, required: &[GroupDn]) -> bool {
         required.is_empty()

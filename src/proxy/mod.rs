@@ -406,12 +406,7 @@ async fn directory_phase(
                 .await;
             match verdict {
                 Verdict::Allow(account) => {
-                    let name: Arc<str> = account
-                        .user_principal_name
-                        .as_deref()
-                        .or(account.sam_account_name.as_deref())
-                        .unwrap_or(&account.dn)
-                        .into();
+                    let name: Arc<str> = account.display_name().into();
                     Ok(Identity {
                         cert: Some(cert),
                         user: Some(UserIdentity {
