@@ -142,14 +142,7 @@ impl ClientAuth {
         let Some(leaf) = chain.and_then(<[_]>::first) else {
             return ClientCert::Absent;
         };
-        match CertFacts::parse(leaf) {
-            Ok(facts) => ClientCert::Valid(Arc::new(facts)),
-            Err(_) => ClientCert::Rejected {
-                status: IisStatus::CERT_UNTRUSTED,
-                detail: "certificate verified but could not be parsed".into(),
-                facts: None,
-            },
-        }
+        verified(CertFacts::parse(leaf).ok().map(Arc::new))
     }
 
     /// Judges the chain a client presented (leaf first) and maps any failure to its IIS status.
@@ -164,18 +157,26 @@ impl ClientAuth {
         };
         let verdict = webpki.verify_client_cert(leaf, intermediates, UnixTime::now());
         match (verdict, facts) {
-            (Ok(_), Some(facts)) => ClientCert::Valid(facts),
-            (Ok(_), None) => ClientCert::Rejected {
-                status: IisStatus::CERT_UNTRUSTED,
-                detail: "certificate verified but could not be parsed".into(),
-                facts: None,
-            },
+            (Ok(_), facts) => verified(facts),
             (Err(err), facts) => ClientCert::Rejected {
                 status: status_for(&err),
                 detail: err.to_string(),
                 facts,
             },
         }
+    }
+}
+
+/// The verdict for a chain that verified: valid, unless its leaf cannot be read (webpki and
+/// x509-parser disagree), which fails closed.
+fn verified(facts: Option<Arc<CertFacts>>) -> ClientCert {
+    match facts {
+        Some(facts) => ClientCert::Valid(facts),
+        None => ClientCert::Rejected {
+            status: IisStatus::CERT_UNTRUSTED,
+            detail: "certificate verified but could not be parsed".into(),
+            facts: None,
+        },
     }
 }
 
