@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Runtime;
@@ -57,6 +58,105 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Mapping kinds with a pre-registered `certgate_authentications_total` handle.
+const MAPPING_KINDS: [&str; 4] = ["one_to_one", "many_to_one", "active_directory", "anonymous"];
+/// Backend failure kinds.
+const BACKEND_ERROR_KINDS: [&str; 3] = ["connect", "timeout", "other"];
+/// HTTP statuses whose `N.0` request counter is cached (100–599).
+const STATUSES: std::ops::Range<u16> = 100..600;
+
+/// One site's request-path metric handles.
+///
+/// `metrics::counter!` with labels builds a key, hashes it and probes the registry on every
+/// call (about 5% of a proxied keep-alive request's instructions); a handle is a pointer to the
+/// counter itself. Handles are registered on first use rather than at configuration load
+/// because the recorder is installed when the server starts, after the first load; a handle
+/// taken before that would count into nothing.
+pub struct SiteMetrics {
+    site: String,
+    handles: OnceLock<Handles>,
+}
+
+struct Handles {
+    mappings: [Counter; MAPPING_KINDS.len()],
+    backend_errors: [Counter; BACKEND_ERROR_KINDS.len()],
+    backend_seconds: Histogram,
+    /// `status.0` counters, registered on first use of each status.
+    requests: Box<[OnceLock<Counter>]>,
+}
+
+impl SiteMetrics {
+    /// Handles for `site`, registered lazily.
+    pub fn new(site: &str) -> Self {
+        Self {
+            site: site.to_owned(),
+            handles: OnceLock::new(),
+        }
+    }
+
+    fn handles(&self) -> &Handles {
+        self.handles.get_or_init(|| {
+            let site = &self.site;
+            Handles {
+                mappings: MAPPING_KINDS
+                    .map(|kind| metrics::counter!(MAPPINGS, "site" => site.clone(), "kind" => kind)),
+                backend_errors: BACKEND_ERROR_KINDS.map(
+                    |kind| metrics::counter!(BACKEND_ERRORS, "site" => site.clone(), "kind" => kind),
+                ),
+                backend_seconds: metrics::histogram!(BACKEND_SECONDS, "site" => site.clone()),
+                requests: STATUSES.map(|_| OnceLock::new()).collect(),
+            }
+        })
+    }
+
+    /// Counts an answered request by IIS code.
+    pub fn request(&self, status: u16, substatus: u16) {
+        let slot = (substatus == 0)
+            .then(|| status.checked_sub(STATUSES.start))
+            .flatten()
+            .and_then(|i| self.handles().requests.get(usize::from(i)));
+        let counter = |status: u16, substatus: u16| {
+            metrics::counter!(REQUESTS, "site" => self.site.clone(),
+                "code" => format!("{status}.{substatus}"))
+        };
+        match slot {
+            Some(slot) => slot.get_or_init(|| counter(status, 0)).increment(1),
+            None => counter(status, substatus).increment(1),
+        }
+    }
+
+    /// Counts an authenticated request by mapping kind.
+    pub fn mapping(&self, kind: &'static str) {
+        match MAPPING_KINDS.iter().position(|k| *k == kind) {
+            Some(i) => self.handles().mappings[i].increment(1),
+            None => metrics::counter!(MAPPINGS, "site" => self.site.clone(), "kind" => kind)
+                .increment(1),
+        }
+    }
+
+    /// Counts a backend failure by kind.
+    pub fn backend_error(&self, kind: &'static str) {
+        match BACKEND_ERROR_KINDS.iter().position(|k| *k == kind) {
+            Some(i) => self.handles().backend_errors[i].increment(1),
+            None => metrics::counter!(BACKEND_ERRORS, "site" => self.site.clone(), "kind" => kind)
+                .increment(1),
+        }
+    }
+
+    /// Records the backend's response-header latency.
+    pub fn backend_latency(&self, elapsed: std::time::Duration) {
+        self.handles().backend_seconds.record(elapsed.as_secs_f64());
+    }
+}
+
+impl std::fmt::Debug for SiteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteMetrics")
+            .field("site", &self.site)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Renders the exposition text, refreshing the gauges that depend on the clock first.

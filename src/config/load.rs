@@ -562,6 +562,7 @@ impl<'a> Loader<'a> {
             backend,
             preserve_host: raw.preserve_host.unwrap_or(true),
             certificate_expiry,
+            metrics: crate::admin::metrics::SiteMetrics::new(&raw.name),
         })
     }
 

@@ -128,6 +128,8 @@ pub struct Site {
     pub preserve_host: bool,
     /// notAfter of the server chain and of the client CAs, for the expiry gauges.
     pub certificate_expiry: CertificateExpiry,
+    /// The request path's metric handles.
+    pub metrics: crate::admin::metrics::SiteMetrics,
 }
 
 /// notAfter (Unix seconds) of the certificates a site depends on.

@@ -104,18 +104,10 @@ impl IdentityHeaders {
 
     /// Removes every incoming header that could be mistaken for an identity header.
     pub fn strip(&self, headers: &mut HeaderMap) -> usize {
-        let doomed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| {
-                let n = name.as_str();
-                self.strip.iter().any(|s| folded_eq(n, s))
-            })
-            .cloned()
-            .collect();
-        for name in &doomed {
-            headers.remove(name);
-        }
-        doomed.len()
+        remove_where(headers, |name| {
+            let n = name.as_str();
+            self.strip.iter().any(|s| folded_eq(n, s))
+        })
     }
 
     /// The certificate headers for a validated certificate (no user).
@@ -203,6 +195,19 @@ pub fn header_safe(value: &str) -> String {
     out
 }
 
+/// Removes every header whose name `doomed` picks, in one pass over the names present.
+///
+/// Requests usually carry none of the names a proxy removes, and `HeaderMap::remove` of an
+/// absent name still hashes and probes: scanning the handful of names present is cheaper
+/// than probing for each unwanted one.
+pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) -> usize {
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in &names {
+        headers.remove(name);
+    }
+    names.len()
+}
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let listed: Vec<HeaderName> = headers
@@ -211,27 +216,23 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
         .collect();
-    for name in listed {
-        if !(keep_upgrade && name == header::UPGRADE) {
-            headers.remove(&name);
-        }
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
-    }
+    remove_where(headers, |name| {
+        is_hop_by_hop(name, keep_upgrade) || listed.contains(name)
+    });
+}
+
+fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::PROXY_AUTHENTICATE
+        || (name == header::UPGRADE && !keep_upgrade)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 #[cfg(test)]

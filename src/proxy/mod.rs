@@ -26,7 +26,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use crate::admin::metrics as m;
 use crate::config::{Runtime, Scope, Site};
 use crate::directory::{Account, AccountRef, DenyReason, Verdict};
 use crate::identity::CertFacts;
@@ -170,12 +169,7 @@ pub async fn handle(
         }
     };
     record.status = response.status().as_u16();
-    metrics::counter!(
-        m::REQUESTS,
-        "site" => conn.site.name.clone(),
-        "code" => format!("{}.{}", record.status, record.substatus)
-    )
-    .increment(1);
+    conn.site.metrics.request(record.status, record.substatus);
     let (parts, body) = response.into_parts();
     Ok(Response::from_parts(parts, body.with_record(record)))
 }
@@ -225,21 +219,19 @@ async fn phases(
     if stripped > 0 {
         tracing::debug!(site = %conn.site.name, count = stripped, "stripped client-sent identity headers");
     }
-    for name in [
-        &X_FORWARDED_FOR,
-        &X_FORWARDED_PROTO,
-        &X_FORWARDED_HOST,
-        &FORWARDED,
-    ] {
-        headers.remove(name);
-    }
+    headers::remove_where(headers, |name| {
+        name == X_FORWARDED_FOR
+            || name == X_FORWARDED_PROTO
+            || name == X_FORWARDED_HOST
+            || name == FORWARDED
+    });
     if let Some(cert) = &identity.cert {
         for (name, value) in conn.cert_headers(cert) {
             headers.insert(name.clone(), value.clone());
         }
     }
     let kind = identity.user.as_ref().map_or("anonymous", |u| u.mapping);
-    metrics::counter!(m::MAPPINGS, "site" => conn.site.name.clone(), "kind" => kind).increment(1);
+    conn.site.metrics.mapping(kind);
     if let Some(user) = identity.user {
         record.user = Some(user.name);
         record.mapping = Some(user.mapping);
@@ -277,11 +269,8 @@ async fn phases(
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let started = Instant::now();
-    let result = tokio::time::timeout(backend.response_timeout, backend.client.request(req)).await;
-    let backend_error = |kind: &'static str| {
-        metrics::counter!(m::BACKEND_ERRORS, "site" => conn.site.name.clone(), "kind" => kind)
-            .increment(1);
-    };
+    let result = tokio::time::timeout(backend.response_timeout, backend.request(req)).await;
+    let backend_error = |kind: &'static str| conn.site.metrics.backend_error(kind);
     let mut resp = match result {
         Err(_) => {
             backend_error("timeout");
@@ -289,14 +278,13 @@ async fn phases(
             return Err(Answer::GatewayTimeout);
         }
         Ok(Err(e)) => {
-            backend_error(if e.is_connect() { "connect" } else { "other" });
+            backend_error(e.kind());
             tracing::warn!(site = %conn.site.name, error = %error_chain(&e), "backend request failed");
             return Err(Answer::BadGateway);
         }
         Ok(Ok(resp)) => resp,
     };
-    metrics::histogram!(m::BACKEND_SECONDS, "site" => conn.site.name.clone())
-        .record(started.elapsed().as_secs_f64());
+    conn.site.metrics.backend_latency(started.elapsed());
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
