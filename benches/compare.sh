@@ -6,7 +6,9 @@
 # the client's subject DN and certificate as headers. `certgate bench` drives each one in
 # handshake mode (one full handshake per request) and keepalive mode, and the script reads the
 # server's CPU time from /proc before and after, so the table shows CPU µs per request next to
-# the rate and latency: on a shared 2-core box the CPU cost is the number that transfers.
+# the rate and latency: on a shared 2-core box the CPU cost is the number that transfers. The
+# CPU time is also split into user (the proxy's own code: TLS records, HTTP, policy) and sys
+# (the kernel's TCP and scheduling work on the proxy's behalf).
 #
 # Placement (override with env): load generator on core 0, proxy and backend on core 1.
 # The backend shares the proxy's core so the generator keeps a whole core; its CPU is reported
@@ -272,16 +274,17 @@ EOF
     wait_port "$CERTGATE_PORT" "${SERVER_PID[certgate]}" certgate
 }
 
-# utime + stime in clock ticks of a process and its direct children (nginx master + workers).
+# "utime stime" in clock ticks of a process and its direct children (nginx master + workers).
 cpu_ticks() {
-    local total=0 pid stat rest
+    local user=0 sys=0 pid stat rest
     for pid in "$@" $(for p in "$@"; do cat "/proc/$p/task/$p/children" 2>/dev/null || true; done); do
         stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
         rest=${stat##*) }                    # fields from 3 on; comm may contain spaces
         read -r -a f <<<"$rest"
-        total=$((total + f[11] + f[12]))    # fields 14 (utime) and 15 (stime)
+        user=$((user + f[11]))              # field 14 (utime)
+        sys=$((sys + f[12]))                # field 15 (stime)
     done
-    echo "$total"
+    echo "$user $sys"
 }
 
 # "busy total" jiffies of one CPU from /proc/stat, to tell whether the server core was saturated.
@@ -302,7 +305,7 @@ bench() {
 }
 
 RESULTS=$WORK/results.tsv
-printf 'server\tmode\tjson\tserver_cpu_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
+printf 'server\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
 
 for server in $SERVERS; do
     case $server in
@@ -313,17 +316,18 @@ for server in $SERVERS; do
     for mode in $MODES; do
         log "$server / $mode: warm-up ${WARMUP}s, then ${DURATION}s at -c $CONC"
         bench "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
-        s0=$(cpu_ticks "${SERVER_PID[$server]}")
-        b0=$(cpu_ticks "$BACKEND_PID")
+        read -r su0 ss0 <<<"$(cpu_ticks "${SERVER_PID[$server]}")"
+        read -r bu0 bs0 <<<"$(cpu_ticks "$BACKEND_PID")"
         read -r busy0 total0 <<<"$(core_jiffies "$SERVER_CPU")"
         out=$WORK/$server-$mode.json
         bench "${SERVER_PORT[$server]}" "$mode" "$DURATION" >"$out"
-        s1=$(cpu_ticks "${SERVER_PID[$server]}")
-        b1=$(cpu_ticks "$BACKEND_PID")
+        read -r su1 ss1 <<<"$(cpu_ticks "${SERVER_PID[$server]}")"
+        read -r bu1 bs1 <<<"$(cpu_ticks "$BACKEND_PID")"
         read -r busy1 total1 <<<"$(core_jiffies "$SERVER_CPU")"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
-            "$(python3 -c "print(($s1 - $s0) / $CLK_TCK)")" \
-            "$(python3 -c "print(($b1 - $b0) / $CLK_TCK)")" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
+            "$(python3 -c "print(($su1 - $su0) / $CLK_TCK)")" \
+            "$(python3 -c "print(($ss1 - $ss0) / $CLK_TCK)")" \
+            "$(python3 -c "print(($bu1 + $bs1 - $bu0 - $bs0) / $CLK_TCK)")" \
             "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
     done
     # One proxy at a time on the server core.
@@ -344,7 +348,9 @@ with open(path) as f:
             "rate": s["rate_per_s"],
             "p50": s["latency"]["p50_us"] / 1000,
             "p99": s["latency"]["p99_us"] / 1000,
-            "cpu": float(r["server_cpu_s"]) * 1e6 / ok,
+            "user": float(r["server_user_s"]) * 1e6 / ok,
+            "sys": float(r["server_sys_s"]) * 1e6 / ok,
+            "cpu": (float(r["server_user_s"]) + float(r["server_sys_s"])) * 1e6 / ok,
             "backend": float(r["backend_cpu_s"]) * 1e6 / ok,
             "gen": 100 * (s["client_cpu_s"] or 0) / s["elapsed_s"],
             "errors": s["errors_total"],
@@ -355,27 +361,31 @@ with open(path) as f:
 
 print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections, ECDSA P-256 keys")
 hdr = (f"{'mode':<10} {'server':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} "
-       f"{'backend µs/req':>15} {'core busy%':>11} {'gen cpu%':>9} {'resumed%':>9} {'errors':>7}")
+       f"{'user':>6} {'sys':>6} {'backend µs/req':>15} {'core busy%':>11} {'gen cpu%':>9} "
+       f"{'resumed%':>9} {'errors':>7}")
 print(hdr)
 print("-" * len(hdr))
 for (server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     print(f"{mode:<10} {server:<9} {v['rate']:>9.0f} {v['p50']:>8.2f} {v['p99']:>8.2f} "
-          f"{v['cpu']:>11.1f} {v['backend']:>15.1f} {v['core']:>11.0f} {v['gen']:>9.0f} {v['resumed']:>9.0f} "
+          f"{v['cpu']:>11.1f} {v['user']:>6.1f} {v['sys']:>6.1f} {v['backend']:>15.1f} {v['core']:>11.0f} {v['gen']:>9.0f} {v['resumed']:>9.0f} "
           f"{v['errors']:>7}")
 modes = sorted({m for _, m in rows})
 ratios = [(m, rows[("certgate", m)], rows[("nginx", m)]) for m in modes
           if ("certgate", m) in rows and ("nginx", m) in rows]
 if ratios:
     print("\ncertgate / nginx (cpu < 1 and rate > 1 favour certgate)")
-    print(f"{'mode':<10} {'cpu/req':>8} {'rate':>8} {'p50':>8} {'p99':>8}")
+    print(f"{'mode':<10} {'cpu/req':>8} {'user':>8} {'sys':>8} {'rate':>8} {'p50':>8} {'p99':>8}")
     for m, c, n in ratios:
         r = lambda k: c[k] / n[k] if n[k] else float("nan")
-        print(f"{m:<10} {r('cpu'):>8.2f} {r('rate'):>8.2f} {r('p50'):>8.2f} {r('p99'):>8.2f}")
+        print(f"{m:<10} {r('cpu'):>8.2f} {r('user'):>8.2f} {r('sys'):>8.2f} {r('rate'):>8.2f} "
+              f"{r('p50'):>8.2f} {r('p99'):>8.2f}")
 else:
     print("\n(no ratios: only one server measured)")
 print("\nnegotiated:")
 for server in sorted({s for s, _ in rows}):
     print(f"  {server:<9} {next(v['tls'] for (s, _), v in rows.items() if s == server)}")
+print("user/sys split cpu µs/req into the proxy's own code and the kernel's work for it (TCP on")
+print("loopback, wakeups, scheduling), which any proxy doing the same 4 segments per request pays.")
 print("core busy% is the server core (proxy + backend + kernel); near 100 means the server side")
 print("set the rate. gen cpu% near 100 means the load generator did.")
 PY

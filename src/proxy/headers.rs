@@ -210,13 +210,20 @@ pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName)
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus those the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // `Connection: keep-alive` / `close` / `upgrade` name nothing beyond the fixed list
+    // (almost every backend response says one of them); only other tokens are parsed.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+        .map(str::trim)
+        .filter(|t| {
+            !["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|fixed| t.eq_ignore_ascii_case(fixed))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect();
     remove_where(headers, |name| {
         is_hop_by_hop(name, keep_upgrade) || listed.contains(name)
