@@ -193,11 +193,6 @@ impl Backend {
         self.pool.checkin(sender);
         Ok(resp)
     }
-
-    /// Connections currently pooled (idle or finishing a response).
-    pub fn pooled(&self) -> usize {
-        self.pool.conns.lock().map_or(0, |c| c.len())
-    }
 }
 
 impl Pool {
@@ -295,4 +290,42 @@ fn client_tls(ca: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, St
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn backend(url: &str) -> Backend {
+        Backend::new(url, &[], Duration::from_secs(1), Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn requests_go_out_in_origin_form_under_the_prefix() {
+        let b = backend("http://127.0.0.1:8080/app/");
+        let uri = b.uri_for("/a%20b", Some("x=1")).unwrap();
+        assert_eq!(uri.to_string(), "/app/a%20b?x=1");
+        assert!(uri.authority().is_none());
+        assert_eq!(backend("http://h").uri_for("/", None).unwrap(), "/");
+    }
+
+    #[test]
+    fn connect_addresses_come_from_the_url() {
+        let b = backend("http://[::1]:8080");
+        assert_eq!((b.pool.host.as_str(), b.pool.port), ("::1", 8080));
+        let b = backend("http://backend.example");
+        assert_eq!((b.pool.host.as_str(), b.pool.port), ("backend.example", 80));
+        let b = backend("https://backend.example");
+        assert_eq!(b.pool.port, 443);
+        assert!(b.pool.tls.is_some());
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        let err = |url| Backend::new(url, &[], Duration::ZERO, Duration::ZERO).unwrap_err();
+        assert!(err("ftp://h").contains("only http:// and https://"));
+        assert!(err("http://h/?q=1").contains("query string"));
+        assert!(err("/relative").contains("no scheme"));
+    }
 }
