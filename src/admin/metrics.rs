@@ -129,19 +129,37 @@ impl SiteMetrics {
 
     /// Counts an authenticated request by mapping kind.
     pub fn mapping(&self, kind: &'static str) {
-        match MAPPING_KINDS.iter().position(|k| *k == kind) {
-            Some(i) => self.handles().mappings[i].increment(1),
-            None => metrics::counter!(MAPPINGS, "site" => self.site.clone(), "kind" => kind)
-                .increment(1),
-        }
+        self.count_kind(MAPPINGS, &MAPPING_KINDS, &self.handles().mappings, kind);
     }
 
     /// Counts a backend failure by kind.
     pub fn backend_error(&self, kind: &'static str) {
-        match BACKEND_ERROR_KINDS.iter().position(|k| *k == kind) {
-            Some(i) => self.handles().backend_errors[i].increment(1),
-            None => metrics::counter!(BACKEND_ERRORS, "site" => self.site.clone(), "kind" => kind)
-                .increment(1),
+        self.count_kind(
+            BACKEND_ERRORS,
+            &BACKEND_ERROR_KINDS,
+            &self.handles().backend_errors,
+            kind,
+        );
+    }
+
+    /// Increments the pre-registered `kind` counter of `metric`, or looks one up in the
+    /// registry for a kind outside `kinds`.
+    fn count_kind(
+        &self,
+        metric: &'static str,
+        kinds: &[&str],
+        handles: &[Counter],
+        kind: &'static str,
+    ) {
+        match kinds
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| handles.get(i))
+        {
+            Some(counter) => counter.increment(1),
+            None => {
+                metrics::counter!(metric, "site" => self.site.clone(), "kind" => kind).increment(1)
+            }
         }
     }
 

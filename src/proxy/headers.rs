@@ -212,12 +212,7 @@ pub fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName)
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // `Connection: keep-alive` / `close` / `upgrade` name nothing beyond the fixed list
     // (almost every backend response says one of them); only other tokens are parsed.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+    let listed: Vec<HeaderName> = connection_tokens(headers)
         .filter(|t| {
             !["keep-alive", "close", "upgrade"]
                 .iter()
@@ -228,6 +223,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     remove_where(headers, |name| {
         is_hop_by_hop(name, keep_upgrade) || listed.contains(name)
     });
+}
+
+/// The comma-separated tokens of every `Connection` header, trimmed.
+pub fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {

@@ -439,12 +439,7 @@ fn strip_port(host: &str) -> &str {
 fn req_wants_upgrade(headers: &http::HeaderMap, version: Version) -> bool {
     version == Version::HTTP_11
         && headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        && headers::connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 /// HTTP/2 may split cookies across several fields; HTTP/1.1 backends expect one.
