@@ -39,6 +39,8 @@ pub struct Shared {
     shutdown: CancellationToken,
     ready: AtomicBool,
     connections: Arc<Semaphore>,
+    /// The last refused requests, for the status page.
+    pub denials: Arc<crate::denials::Denials>,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Server {
             resumption,
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
+            denials: Arc::default(),
         });
         let tasks = TaskTracker::new();
         let mut https_addrs = Vec::new();
@@ -213,6 +216,8 @@ impl Server {
                 "connections still open after the shutdown deadline; closing them"
             );
         }
+        // Every connection has ended, so every access record is queued: write them out.
+        crate::w3c::flush().await;
     }
 }
 
@@ -291,6 +296,7 @@ impl Drop for ActiveConnection {
 
 async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().ok();
     let runtime = shared.runtime();
     let handshake = tokio::time::timeout(runtime.server.handshake_timeout, accept(tcp, &runtime));
     let accepted = tokio::select! {
@@ -339,13 +345,16 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         settings.idle_timeout,
         settings.max_header_bytes,
     );
-    let conn = Arc::new(Connection::new(
-        Arc::clone(&runtime),
-        accepted.site,
-        peer,
-        accepted.info,
-        accepted.client_cert,
-    ));
+    let conn = Arc::new(
+        Connection::new(
+            Arc::clone(&runtime),
+            accepted.site,
+            peer,
+            accepted.info,
+            accepted.client_cert,
+        )
+        .attach(local, Some(Arc::clone(&shared.denials))),
+    );
     let in_flight = conn.in_flight();
     let service = service_fn(move |req| proxy::handle(Arc::clone(&conn), req));
     let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -69,6 +69,8 @@ pub(super) struct Loader<'a> {
     /// error where a scope verifies credentials, since nothing else uses them.
     /// Each entry holds its user, so that the address stays unique while the loader runs.
     unresolved_passwords: HashMap<usize, (Arc<MappedUser>, String, String)>,
+    /// `[log_file]`, which every site's `log_file` inherits.
+    log_defaults: Option<crate::w3c::RawLogFile>,
 }
 
 impl<'a> Loader<'a> {
@@ -88,6 +90,7 @@ impl<'a> Loader<'a> {
             marker: String::new(),
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
+            log_defaults: None,
         }
     }
 
@@ -187,6 +190,7 @@ impl<'a> Loader<'a> {
 
         let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
         self.has_directory = raw.directory.is_some();
+        self.log_defaults = raw.log_file.clone();
         if raw.sites.is_empty() {
             self.error(
                 "site",
@@ -522,6 +526,8 @@ impl<'a> Loader<'a> {
         let mut client_ca_expiry = Vec::new();
         let client_auth = self.client_auth(&key, raw, &scopes, &mut client_ca_expiry);
         let backend = self.backend(&key, raw, connect_timeout, response_timeout);
+        let w3c = self.w3c(&key, raw);
+        let http_errors = self.http_errors(&key, raw);
         let (identity, client_auth, backend) = (identity?, client_auth?, backend?);
         if self.errors.len() != errors_before {
             return None;
@@ -563,7 +569,45 @@ impl<'a> Loader<'a> {
             preserve_host: raw.preserve_host.unwrap_or(true),
             certificate_expiry,
             metrics: crate::admin::metrics::SiteMetrics::new(&raw.name),
+            id: raw.id,
+            w3c,
+            http_errors,
         })
+    }
+
+    /// The site's `<httpErrors>` (see [`crate::error_page::custom`]).
+    fn http_errors(&mut self, key: &str, raw: &RawSite) -> crate::error_page::HttpErrors {
+        let mut errors = Vec::new();
+        let built = crate::error_page::custom::build(
+            raw.http_errors.as_ref(),
+            &self.base,
+            &mut errors,
+            &mut self.files,
+        );
+        for (k, reason) in errors {
+            self.error(format!("{key}.http_errors{k}"), reason);
+        }
+        built
+    }
+
+    /// The site's effective W3C logging (see [`crate::w3c`]).
+    fn w3c(&mut self, key: &str, raw: &RawSite) -> Option<Arc<crate::w3c::SiteLog>> {
+        let merged =
+            crate::w3c::RawLogFile::merged(self.log_defaults.as_ref(), raw.log_file.as_ref());
+        let mut issues = crate::w3c::Issues::default();
+        let log = crate::w3c::build(merged.as_ref(), &raw.name, raw.id, &self.base, &mut issues);
+        let section = if raw.log_file.is_some() {
+            format!("{key}.log_file")
+        } else {
+            "log_file".to_owned()
+        };
+        for (k, reason) in issues.errors {
+            self.error(format!("{section}{k}"), reason);
+        }
+        for (k, message) in issues.warnings {
+            self.warn(&format!("{section}{k}"), message);
+        }
+        log.map(Arc::new)
     }
 
     #[allow(clippy::type_complexity)]

@@ -130,6 +130,12 @@ pub struct Site {
     pub certificate_expiry: CertificateExpiry,
     /// The request path's metric handles.
     pub metrics: crate::admin::metrics::SiteMetrics,
+    /// IIS site id (`W3SVC<id>`), when configured.
+    pub id: Option<u32>,
+    /// W3C logging, when a `log_file` section applies.
+    pub w3c: Option<Arc<crate::w3c::SiteLog>>,
+    /// Error mode and custom error pages.
+    pub http_errors: crate::error_page::HttpErrors,
 }
 
 /// notAfter (Unix seconds) of the certificates a site depends on.

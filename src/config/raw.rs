@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// Active Directory over LDAP, for account checks and AD certificate mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawDirectory>,
+    /// IIS `<siteDefaults><logFile>`: W3C logging every site inherits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<crate::w3c::RawLogFile>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -140,6 +143,9 @@ impl RawHeaders {
 pub struct RawSite {
     /// IIS site name, used in logs and `<location path="Site/...">` imports.
     pub name: String,
+    /// IIS site id; W3C files go to `W3SVC<id>` (the site name without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
     /// SNI and Host names of this site; `*.example.test` matches one label.
     #[serde(default)]
     pub host_names: Vec<String>,
@@ -197,6 +203,12 @@ pub struct RawSite {
     /// Directory checks for this site's users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawSiteDirectory>,
+    /// IIS `<logFile>`: W3C logging, over the top-level `[log_file]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<crate::w3c::RawLogFile>,
+    /// IIS `<httpErrors>`: error mode and custom error pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_errors: Option<crate::error_page::RawHttpErrors>,
     /// IIS `<location path="Site/sub">` blocks.
     #[serde(default, rename = "location", skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,

@@ -38,7 +38,8 @@ impl Answer {
         }
     }
 
-    fn texts(&self) -> (&'static str, &'static str) {
+    /// The reason and the hint shown on the page.
+    pub fn texts(&self) -> (&'static str, &'static str) {
         match self {
             Self::Iis(s) => (s.reason, s.hint),
             Self::BadPath => (

@@ -42,11 +42,16 @@ pub struct AccessRecord {
     pub tls: &'static str,
     /// Whether the TLS session was resumed.
     pub resumed: bool,
+    /// The reference id of a refused request (on its page and in both logs).
+    pub reference: Option<crate::error_page::Reference>,
+    /// The W3C line's request half, for sites that write W3C logs.
+    pub w3c: Option<Box<crate::w3c::capture::Pending>>,
 }
 
 impl AccessRecord {
-    fn emit(&self, bytes: u64, complete: bool) {
+    fn emit(&mut self, bytes: u64, complete: bool) {
         let duration = self.start.elapsed();
+        let reference = self.reference.as_ref().map(|r| r.as_str());
         tracing::info!(
             target: "certgate::access",
             client_ip = %self.client_ip,
@@ -65,8 +70,21 @@ impl AccessRecord {
             bytes,
             duration_ms = %format_args!("{:.3}", duration.as_secs_f64() * 1000.0),
             complete,
+            reference = reference.unwrap_or("-"),
             "access"
         );
+        if let Some(w3c) = self.w3c.take() {
+            w3c.submit(
+                self.client_ip,
+                self.method.as_str(),
+                &self.path,
+                (self.status, self.substatus),
+                self.user.as_deref(),
+                bytes,
+                u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                reference,
+            );
+        }
     }
 }
 
@@ -119,7 +137,7 @@ impl ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         let complete = self.done || self.is_end_stream();
-        if let Some(record) = self.record.take() {
+        if let Some(mut record) = self.record.take() {
             record.emit(self.bytes, complete);
         }
     }

@@ -11,8 +11,10 @@
 pub mod answer;
 pub mod authn;
 pub mod body;
+mod execute_url;
 pub mod headers;
 pub mod path;
+pub mod refusal;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -62,6 +64,10 @@ pub struct Connection {
     cert_headers: OnceLock<HeaderSet>,
     mapped: OnceLock<Mapped>,
     in_flight: Arc<AtomicUsize>,
+    /// The address the client reached (for `s-ip`/`s-port` and "local" error pages).
+    local: Option<SocketAddr>,
+    /// Where refusals are kept for the status page.
+    denials: Option<Arc<crate::denials::Denials>>,
 }
 
 /// The mapper's answer for a connection's certificate, with the user header it implies.
@@ -97,7 +103,21 @@ impl Connection {
             cert_headers: OnceLock::new(),
             mapped: OnceLock::new(),
             in_flight: Arc::new(AtomicUsize::new(0)),
+            local: None,
+            denials: None,
         }
+    }
+
+    /// Adds what the server knows beyond the handshake: the local address the client reached
+    /// and the denial ring of the status page.
+    pub fn attach(
+        mut self,
+        local: Option<SocketAddr>,
+        denials: Option<Arc<crate::denials::Denials>>,
+    ) -> Self {
+        self.local = local;
+        self.denials = denials;
+        self
     }
 
     /// Requests of this connection whose responses are not finished yet.
@@ -160,12 +180,23 @@ pub async fn handle(
         thumbprint: conn.thumbprint.clone(),
         tls: conn.tls.version,
         resumed: conn.tls.resumed,
+        reference: None,
+        w3c: conn.site.w3c.as_ref().map(|log| {
+            let local = conn.local.unwrap_or(([0, 0, 0, 0], 0).into());
+            Box::new(crate::w3c::capture::Pending::capture(log, local, &req))
+        }),
     };
+    // Cheap reference-counted copies, for the error page if there is one.
+    let uri = req.uri().clone();
+    let host = req.headers().get(header::HOST).cloned();
     let response = match phases(&conn, req, &mut record).await {
         Ok(resp) => resp,
         Err(answer) => {
-            record.substatus = answer.codes().1;
-            answer.response()
+            let host = uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| host.as_ref().and_then(|h| h.to_str().ok()));
+            refusal::refuse(&conn, answer, &uri, host, &mut record).await
         }
     };
     record.status = response.status().as_u16();
