@@ -12,6 +12,7 @@
 #   bash scripts/test.sh --test proxy
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/test-tools.sh
 # --lib --bins --tests: there are no doc tests, and an empty doc-test run would be the last
 # line of the output.
 if [ $# -gt 0 ]; then
