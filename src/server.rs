@@ -41,6 +41,10 @@ pub struct Shared {
     connections: Arc<Semaphore>,
     /// The last refused requests, for the status page.
     pub denials: Arc<crate::denials::Denials>,
+    /// Configuration loads, for the status page.
+    pub reloads: crate::admin::status::ReloadHistory,
+    /// The bound HTTPS addresses.
+    pub listening: Vec<SocketAddr>,
 }
 
 impl Shared {
@@ -90,7 +94,13 @@ impl Server {
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
             denials: Arc::default(),
+            reloads: crate::admin::status::ReloadHistory::default(),
+            listening: listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect(),
         });
+        shared.reloads.record("initial", 0);
         let tasks = TaskTracker::new();
         let mut https_addrs = Vec::new();
         for listener in listeners {
@@ -154,6 +164,7 @@ impl Server {
                 }
                 self.swap(runtime);
                 metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
+                self.shared.reloads.record("ok", 0);
                 tracing::info!(config = %path.display(), "configuration reloaded");
                 Ok(())
             }
@@ -162,6 +173,7 @@ impl Server {
                     tracing::error!("{e}");
                 }
                 metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
+                self.shared.reloads.record("rejected", errors.0.len());
                 tracing::error!(
                     config = %path.display(),
                     errors = errors.0.len(),

@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::server::Shared;
 
 pub mod metrics;
+pub mod status;
+pub mod status_html;
+pub mod status_routes;
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -47,6 +50,9 @@ async fn respond(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if status_routes::is_status_path(req.uri().path()) {
+        return Ok(status_routes::serve(&shared, req.uri().path(), req.uri().query()).await);
+    }
     let (status, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
         "/readyz" if shared.is_ready() => {

@@ -53,6 +53,13 @@ fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
         .map(|(_, c)| c.validity().not_after.timestamp())
 }
 
+/// Subject of a certificate, IIS display order (for the status page).
+fn subject(der: &CertificateDer<'_>) -> String {
+    crate::identity::CertFacts::parse(der)
+        .map(|f| f.subject.to_display_string())
+        .unwrap_or_else(|_| "(unparsable certificate)".into())
+}
+
 pub(super) struct Loader<'a> {
     file: PathBuf,
     base: PathBuf,
@@ -523,8 +530,8 @@ impl<'a> Loader<'a> {
         let errors_before = self.errors.len();
         let identity = self.server_identity(&key, raw);
         let scopes = self.scopes(&key, raw);
-        let mut client_ca_expiry = Vec::new();
-        let client_auth = self.client_auth(&key, raw, &scopes, &mut client_ca_expiry);
+        let mut certificate_expiry = CertificateExpiry::default();
+        let client_auth = self.client_auth(&key, raw, &scopes, &mut certificate_expiry);
         let backend = self.backend(&key, raw, connect_timeout, response_timeout);
         let w3c = self.w3c(&key, raw);
         let http_errors = self.http_errors(&key, raw);
@@ -540,10 +547,8 @@ impl<'a> Loader<'a> {
             }
         };
         let (chain, key_der, key_name) = identity;
-        let certificate_expiry = CertificateExpiry {
-            server: chain.iter().filter_map(|c| not_after(c)).collect(),
-            client_ca: client_ca_expiry,
-        };
+        certificate_expiry.server = chain.iter().filter_map(|c| not_after(c)).collect();
+        certificate_expiry.server_subjects = chain.iter().map(|c| subject(c)).collect();
         let tls = match server_config(chain, key_der, Arc::clone(&client_auth), resumption) {
             Ok(tls) => tls,
             Err(e) => {
@@ -1121,7 +1126,7 @@ impl<'a> Loader<'a> {
         key: &str,
         raw: &RawSite,
         scopes: &[Scope],
-        expiry: &mut Vec<i64>,
+        expiry: &mut CertificateExpiry,
     ) -> Option<Arc<ClientAuth>> {
         let wants = scopes.iter().any(|s| s.ssl_flags.wants_certificate());
         let reporting = match raw.certificate_errors.as_deref() {
@@ -1161,7 +1166,12 @@ impl<'a> Loader<'a> {
             };
             match crate::tls::load_certificates(&path) {
                 Ok(certs) => {
-                    expiry.extend(certs.iter().filter_map(|c| not_after(c)));
+                    expiry
+                        .client_ca
+                        .extend(certs.iter().filter_map(|c| not_after(c)));
+                    expiry
+                        .client_ca_subjects
+                        .extend(certs.iter().map(|c| subject(c)));
                     let (_, ignored) = roots.add_parsable_certificates(certs);
                     if ignored > 0 {
                         self.error(

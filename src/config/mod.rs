@@ -145,6 +145,10 @@ pub struct CertificateExpiry {
     pub server: Vec<i64>,
     /// Client trust anchors, in file order.
     pub client_ca: Vec<i64>,
+    /// Subjects of `server`, same order (for the status page).
+    pub server_subjects: Vec<String>,
+    /// Subjects of the client trust anchors, same order.
+    pub client_ca_subjects: Vec<String>,
 }
 
 impl fmt::Debug for Site {
