@@ -109,3 +109,54 @@ impl Loader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::testing::{loader, raw, reason};
+    use crate::config::raw::RawSite;
+    use crate::tls::server::ResumptionKeys;
+
+    #[test]
+    fn directory_checks_need_a_directory_section() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw(
+            "name = \"s\"\nssl_flags = \"Ssl, SslNegotiateCert\"\n[directory]\nverify = \"account\"\n\
+             [[location]]\npath = \"/x\"\n",
+        );
+        l.scopes("site[0]", &site);
+        assert!(reason(&l, "site[0].directory").contains("need a [directory] section"));
+        // The location inherits the check, and is named by its path.
+        assert!(!reason(&l, "site[0] location `/x`: directory").is_empty());
+        l.errors.clear();
+        l.has_directory = true;
+        l.scopes("site[0]", &site);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+    }
+
+    #[test]
+    fn the_ad_mapper_and_the_iis_mapper_exclude_each_other() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        l.has_directory = true;
+        let site: RawSite = raw("name = \"s\"\nssl_flags = \"Ssl, SslNegotiateCert\"\n\
+             [iis_client_certificate_mapping_authentication]\nenabled = true\n\
+             [directory.certificate_mapping]\nenabled = true\n");
+        l.scopes("site[0]", &site);
+        assert!(reason(&l, "site[0].directory").contains("cannot both be on"));
+    }
+
+    #[test]
+    fn bad_site_directory_keys_are_reported_with_their_path() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw("name = \"s\"\n[directory]\nverify = \"sometimes\"\n");
+        l.scopes("site[0]", &site);
+        assert!(
+            l.errors.iter().any(|e| e.key == "site[0].directory.verify"),
+            "{:?}",
+            l.errors
+        );
+    }
+}

@@ -128,3 +128,62 @@ impl Loader<'_> {
         scopes
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::testing::{loader, raw, reason};
+    use crate::config::raw::RawSite;
+    use crate::tls::server::ResumptionKeys;
+
+    #[test]
+    fn locations_inherit_from_the_nearest_enclosing_scope_most_specific_first() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw(
+            "name = \"s\"\nssl_flags = \"Ssl, SslNegotiateCert\"\nanonymous_authentication = true\n\
+             [[location]]\npath = \"/api/v1\"\n\
+             [[location]]\npath = \"/API\"\nssl_flags = \"Ssl, SslNegotiateCert, SslRequireCert\"\n\
+             anonymous_authentication = false\n",
+        );
+        let scopes = l.scopes("site[0]", &site);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        let paths: Vec<&str> = scopes.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["/api/v1", "/API", "/"]);
+        // /api/v1 sets nothing, so it takes /API's settings, not the root's.
+        assert!(scopes[0].ssl_flags.require_cert && !scopes[0].anonymous);
+        assert!(!scopes[2].ssl_flags.require_cert && scopes[2].anonymous);
+        assert!(scopes[2].ssl_flags.negotiate_cert);
+    }
+
+    #[test]
+    fn root_and_repeated_locations_and_bad_flags_are_errors() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw("name = \"s\"\nssl_flags = \"Ssl, Sometimes\"\n\
+             [[location]]\npath = \"/\"\n\
+             [[location]]\npath = \"/a\"\nssl_flags = \"Never\"\n\
+             [[location]]\npath = \"/A/\"\n");
+        let scopes = l.scopes("site[0]", &site);
+        assert_eq!(scopes.len(), 2);
+        assert!(!reason(&l, "site[0].ssl_flags").is_empty());
+        assert!(reason(&l, "site[0].location[0].path").contains("site root"));
+        assert!(reason(&l, "site[0].location[2].path").contains("same location as location[1]"));
+        assert!(!reason(&l, "site[0].location[1].ssl_flags").is_empty());
+    }
+
+    #[test]
+    fn a_mapper_that_can_never_see_a_certificate_is_a_warning() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite =
+            raw("name = \"s\"\n[iis_client_certificate_mapping_authentication]\nenabled = true\n");
+        l.scopes("site[0]", &site);
+        assert!(l.errors.is_empty());
+        assert!(
+            l.warnings
+                .iter()
+                .any(|w| w.contains("never asks for a certificate"))
+        );
+    }
+}

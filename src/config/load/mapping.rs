@@ -276,3 +276,100 @@ fn one_to_one_user(raw: &FastOneToOne<'_>, list: &Arc<str>, j: usize) -> Arc<Map
         password: None,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::super::testing::{keys, loader, raw, reason};
+    use crate::config::raw::RawIisMapping;
+    use crate::mapping::one_to_one::certificate_digest;
+    use crate::tls::server::ResumptionKeys;
+
+    const LIST: &str = "m.one_to_one_mappings";
+
+    /// A self-signed certificate as IIS writes it: base64 DER, one line.
+    fn certificate(name: &str) -> (String, [u8; 32]) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let der = c.cert.der();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        (b64, certificate_digest(der).unwrap())
+    }
+
+    fn entry(user: &str, certificate: &str, extra: &str) -> String {
+        format!(
+            "[[one_to_one_mappings]]\nuser_name = '{user}'\ncertificate = \"{certificate}\"\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn entries_are_indexed_by_certificate_and_disabled_ones_left_out() {
+        let (a, a_digest) = certificate("a");
+        let (b, b_digest) = certificate("b");
+        let section: RawIisMapping = raw(&format!(
+            "enabled = true\n{}{}",
+            entry("EX\\alice", &a, ""),
+            entry("EX\\bob", &b, "enabled = false")
+        ));
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let mapper = l.mapper("m", &section);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(mapper.one_to_one.len(), 1);
+        let alice = mapper.one_to_one.lookup(&a_digest).unwrap();
+        assert_eq!(&*alice.user_name, "EX\\alice");
+        assert_eq!(alice.source.to_string(), format!("{LIST}[0]"));
+        assert!(mapper.one_to_one.lookup(&b_digest).is_none());
+        assert!(mapper.one_to_one_enabled && mapper.many_to_one_enabled);
+    }
+
+    #[test]
+    fn broken_entries_are_all_reported_with_their_positions() {
+        let (a, _) = certificate("a");
+        let not_x509 = base64::engine::general_purpose::STANDARD.encode(b"not a certificate");
+        let section: RawIisMapping = raw(&format!(
+            "logon_method = 'Telepathy'\n{}{}{}{}{}{}",
+            entry("EX\\alice", &a, ""),
+            entry(" ", "!!!", ""),
+            entry("EX\\carol", &not_x509, ""),
+            entry("EX\\dave", &a, ""),
+            "[[one_to_one_mappings]]\nuser_name = 'EX\\erin'\n",
+            entry("EX\\frank", &a, "certificate_file = 'f.pem'"),
+        ));
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        l.mapper("m", &section);
+        assert_eq!(
+            keys(&l),
+            [
+                "m.logon_method",
+                "m.one_to_one_mappings[1].user_name",
+                "m.one_to_one_mappings[1].certificate",
+                "m.one_to_one_mappings[2].certificate",
+                "m.one_to_one_mappings[3]",
+                "m.one_to_one_mappings[4].certificate",
+                "m.one_to_one_mappings[5]",
+            ]
+        );
+        assert!(reason(&l, "m.logon_method").contains("not an IIS logonMethod"));
+        assert!(reason(&l, "m.one_to_one_mappings[2].certificate").contains("not an X.509"));
+        assert!(
+            reason(&l, "m.one_to_one_mappings[3]")
+                .contains("already mapped by m.one_to_one_mappings[0]")
+        );
+        assert!(reason(&l, "m.one_to_one_mappings[4].certificate").contains("no certificate"));
+        assert!(reason(&l, "m.one_to_one_mappings[5]").contains("not both"));
+    }
+
+    #[test]
+    fn switches_default_to_on_as_in_iis() {
+        let section: RawIisMapping =
+            raw("enabled = true\nmany_to_one_certificate_mappings_enabled = false\n");
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let mapper = l.mapper("m", &section);
+        assert!(mapper.enabled && mapper.one_to_one_enabled && !mapper.many_to_one_enabled);
+        assert!(mapper.one_to_one.is_empty());
+    }
+}

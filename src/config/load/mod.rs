@@ -272,3 +272,121 @@ impl<'a> Loader<'a> {
         Some(path)
     }
 }
+
+/// What the parts' unit tests share: a loader for a file that need not exist, raw sections
+/// from TOML snippets, and lookups of the errors it collected.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod testing {
+    use std::path::Path;
+
+    use super::Loader;
+    use crate::tls::server::ResumptionKeys;
+
+    /// The configuration file the test loaders pretend to read.
+    pub(super) const FILE: &str = "/etc/certgate/certgate.toml";
+
+    pub(super) fn loader(keys: &ResumptionKeys) -> Loader<'_> {
+        Loader::new(Path::new(FILE), keys)
+    }
+
+    /// A raw section (`RawSite`, `RawConfig`, ...) from TOML text.
+    pub(super) fn raw<T: serde::de::DeserializeOwned>(text: &str) -> T {
+        toml::from_str(text).unwrap_or_else(|e| panic!("bad test TOML: {e}\n{text}"))
+    }
+
+    /// The keys of every error so far, in order.
+    pub(super) fn keys(loader: &Loader<'_>) -> Vec<String> {
+        loader.errors.iter().map(|e| e.key.clone()).collect()
+    }
+
+    /// The reason of the one error at `key`; panics if there is none or more than one.
+    pub(super) fn reason(loader: &Loader<'_>, key: &str) -> String {
+        let found: Vec<_> = loader.errors.iter().filter(|e| e.key == key).collect();
+        assert_eq!(found.len(), 1, "errors at `{key}`: {:#?}", loader.errors);
+        assert_eq!(found[0].file, Path::new(FILE));
+        found[0].reason.clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::path::Path;
+
+    use super::testing::{FILE, loader, reason};
+    use crate::tls::server::ResumptionKeys;
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let keys = ResumptionKeys::default();
+        let errors = loader(&keys)
+            .load("[server]\nlisten = [\"127.0.0.1:1\"]\nbogus = = 1\n")
+            .unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert!(errors.0[0].reason.contains("(line 3, column"), "{errors}");
+        assert_eq!(errors.0[0].file, Path::new(FILE));
+    }
+
+    #[test]
+    fn type_errors_name_the_key_path() {
+        let keys = ResumptionKeys::default();
+        let errors = loader(&keys)
+            .load("[server]\nlisten = [\"127.0.0.1:1\"]\nmax_connections = \"many\"\n")
+            .unwrap_err();
+        assert_eq!(errors.0[0].key, "server.max_connections", "{errors}");
+        assert!(errors.0[0].reason.contains("line 3"), "{errors}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let keys = ResumptionKeys::default();
+        let errors = loader(&keys)
+            .load("[server]\nlisten = [\"nowhere\"]\nmax_connections = 0\n")
+            .unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        for key in ["server.listen[0]", "server.max_connections", "site"] {
+            assert!(keys.contains(&key), "no `{key}` in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn file_names_resolve_against_the_configuration_directory() {
+        let keys = ResumptionKeys::default();
+        let mut l = loader(&keys);
+        let relative = l.file_value("k", "certs/a.pem").unwrap();
+        assert_eq!(relative, Path::new("/etc/certgate/certs/a.pem"));
+        let absolute = l.file_value("k", "/srv/b.pem").unwrap();
+        assert_eq!(absolute, Path::new("/srv/b.pem"));
+        // The watcher learns of every file read.
+        assert!(l.files.contains(&relative) && l.files.contains(&absolute));
+        assert!(l.errors.is_empty());
+    }
+
+    #[test]
+    fn placeholders_and_empty_file_names_are_errors() {
+        let keys = ResumptionKeys::default();
+        let mut l = loader(&keys);
+        assert!(l.file_value("a", "IMPORT-PLACEHOLDER(--pfx)").is_none());
+        assert!(l.file_value("b", "IMPORT-PLACEHOLDER(--backend)").is_none());
+        assert!(l.file_value("c", "  ").is_none());
+        assert!(reason(&l, "a").contains("re-run import-iis with --pfx FILE"));
+        assert!(reason(&l, "b").contains("--backend URL"));
+        assert!(reason(&l, "c").contains("empty"));
+        assert_eq!(l.files, vec![Path::new(FILE).to_path_buf()]);
+    }
+
+    #[test]
+    fn the_same_error_from_a_shared_mapper_is_reported_once() {
+        let keys = ResumptionKeys::default();
+        // Both sites have the same broken server certificate path: distinct keys, two errors;
+        // but a repeated identical error collapses.
+        let text = "[server]\nlisten = [\"127.0.0.1:1\"]\n\
+                    [[site]]\nname = \"a\"\nhost_names = [\"a.test\"]\nbackend = \"http://127.0.0.1:9\"\n\
+                    [[site]]\nname = \"b\"\nhost_names = [\"a.test\"]\nbackend = \"http://127.0.0.1:9\"\n";
+        let errors = loader(&keys).load(text).unwrap_err();
+        let mut seen = std::collections::HashSet::new();
+        assert!(errors.0.iter().all(|e| seen.insert(e.clone())), "{errors}");
+        assert!(errors.0.iter().any(|e| e.key == "site[1].host_names[0]"));
+    }
+}

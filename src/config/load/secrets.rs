@@ -74,3 +74,58 @@ impl Loader<'_> {
         user
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::testing::{loader, reason};
+    use crate::tls::server::ResumptionKeys;
+
+    #[test]
+    fn a_password_has_one_source() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let p = l.password("m[0]", Some("A"), Some("a.txt"));
+        assert!(matches!(p, Ok(None)));
+        assert!(reason(&l, "m[0]").contains("either password_env or password_file"));
+        assert!(matches!(l.password("m[1]", None, None), Ok(None)));
+    }
+
+    #[test]
+    fn an_unreadable_password_is_returned_with_its_key_not_reported() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let (key, why) = l
+            .password("m[0]", Some("CERTGATE_TEST_UNSET_MAPPING_PASSWORD"), None)
+            .unwrap_err();
+        assert_eq!(key, "m[0].password_env");
+        assert!(why.contains("`CERTGATE_TEST_UNSET_MAPPING_PASSWORD` is not set"));
+        let (key, why) = l
+            .password("m[1]", None, Some("/nonexistent/password"))
+            .unwrap_err();
+        assert_eq!(key, "m[1].password_file");
+        assert!(why.contains("/nonexistent/password"));
+        // Only a scope that verifies credentials turns these into errors.
+        assert!(l.errors.is_empty());
+        let user = l.mapped_user(
+            "u",
+            crate::mapping::MappingKind::OneToOne,
+            crate::mapping::MappingSource::Named("n".into()),
+            Err((key, why)),
+        );
+        assert!(user.password.is_none());
+        assert_eq!(l.unresolved_passwords.len(), 1);
+    }
+
+    #[test]
+    fn a_password_file_is_read_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let secret = l.password("m[0]", None, path.to_str()).unwrap().unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        assert!(!format!("{secret:?}").contains("s3cret"));
+    }
+}

@@ -162,3 +162,130 @@ impl Loader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::super::testing::{keys, loader, raw, reason};
+    use super::*;
+    use crate::config::raw::{RawConfig, RawSite};
+    use crate::tls::server::ResumptionKeys;
+
+    #[test]
+    fn defaults_apply_and_watching_is_off_unless_asked() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let s = l
+            .server(&raw::<RawConfig>("[server]\nlisten = [\"127.0.0.1:443\"]"))
+            .unwrap();
+        assert_eq!(s.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+        assert_eq!(s.header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+        assert_eq!(s.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(s.max_header_bytes, 64 * 1024);
+        assert_eq!(s.max_connections, 10_000);
+        assert_eq!(s.watch_interval, None);
+        assert!(s.admin_listen.is_none());
+
+        let s = l
+            .server(&raw::<RawConfig>(
+                "[server]\nlisten = [\"127.0.0.1:443\"]\nwatch = true",
+            ))
+            .unwrap();
+        assert_eq!(s.watch_interval, Some(Duration::from_secs(2)));
+        let s = l
+            .server(&raw::<RawConfig>(
+                "[server]\nlisten = [\"127.0.0.1:443\"]\nwatch = true\nwatch_interval = \"250ms\"",
+            ))
+            .unwrap();
+        assert_eq!(s.watch_interval, Some(Duration::from_millis(250)));
+        assert!(l.errors.is_empty());
+    }
+
+    #[test]
+    fn bad_listeners_and_limits_are_all_reported() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let config = raw::<RawConfig>(
+            "[server]\nlisten = [\"127.0.0.1:443\", \"localhost\"]\nadmin_listen = \":9090\"\n\
+             handshake_timeout = \"0s\"\nbackend_response_timeout = \"0s\"\n\
+             max_header_bytes = 1024\nmax_connections = 0",
+        );
+        assert!(l.server(&config).is_none());
+        assert_eq!(
+            keys(&l),
+            [
+                "server.listen[1]",
+                "server.admin_listen",
+                "server.handshake_timeout",
+                "server.backend_response_timeout",
+                "server.max_header_bytes",
+                "server.max_connections",
+            ]
+        );
+        assert!(reason(&l, "server.listen[1]").contains("`localhost` is not an IP:port"));
+        assert!(reason(&l, "server.max_header_bytes").contains("minimum of 8192"));
+    }
+
+    #[test]
+    fn no_listener_is_an_error() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        // Recorded as an error, so the load fails, whatever `server` returns.
+        l.server(&RawConfig::default());
+        assert!(reason(&l, "server.listen").contains("no HTTPS listener"));
+    }
+
+    fn names(
+        l: &mut Loader<'_>,
+        sites: &[&[&str]],
+    ) -> (
+        HashMap<String, usize>,
+        HashMap<String, usize>,
+        Option<usize>,
+    ) {
+        let (mut exact, mut wildcard, mut catch_all) = (HashMap::new(), HashMap::new(), None);
+        for (i, names) in sites.iter().enumerate() {
+            let site = RawSite {
+                host_names: names.iter().map(|n| n.to_string()).collect(),
+                ..RawSite::default()
+            };
+            l.host_names(i, &site, &mut exact, &mut wildcard, &mut catch_all);
+        }
+        (exact, wildcard, catch_all)
+    }
+
+    #[test]
+    fn host_names_are_normalised_into_exact_and_wildcard_tables() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let (exact, wildcard, catch_all) =
+            names(&mut l, &[&["WWW.Example.Test."], &["*.example.test"], &[]]);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(exact.get("www.example.test"), Some(&0));
+        assert_eq!(wildcard.get("example.test"), Some(&1));
+        assert_eq!(catch_all, Some(2));
+    }
+
+    #[test]
+    fn conflicting_and_invalid_host_names_are_errors() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        names(
+            &mut l,
+            &[
+                &["a.test", "A.test"],
+                &["a.test", "bad name", "x..y"],
+                &[],
+                &[],
+            ],
+        );
+        assert!(reason(&l, "site[0].host_names[1]").contains("listed twice"));
+        assert!(reason(&l, "site[1].host_names[0]").contains("already claimed by site[0]"));
+        assert!(reason(&l, "site[1].host_names[1]").contains("is not a host name"));
+        assert!(reason(&l, "site[1].host_names[2]").contains("is not a host name"));
+        assert!(reason(&l, "site[3].host_names").contains("site[2] already serves every name"));
+    }
+}

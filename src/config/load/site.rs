@@ -181,3 +181,87 @@ impl Loader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::testing::{keys, loader, raw, reason};
+    use crate::config::raw::RawSite;
+    use crate::tls::server::ResumptionKeys;
+
+    const T: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_server_identity_is_a_pair_or_a_pfx_never_both() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let both: RawSite =
+            raw("name = \"s\"\ncertificate = \"a.pem\"\nprivate_key = \"k.pem\"\npfx = \"s.pfx\"");
+        assert!(l.server_identity("site[0]", &both).is_none());
+        assert!(reason(&l, "site[0].pfx").contains("not both"));
+
+        let none: RawSite = raw("name = \"s\"");
+        assert!(l.server_identity("site[1]", &none).is_none());
+        assert!(reason(&l, "site[1].certificate").contains("needs a server certificate"));
+
+        let no_key: RawSite = raw("name = \"s\"\ncertificate = \"a.pem\"");
+        assert!(l.server_identity("site[2]", &no_key).is_none());
+        assert!(reason(&l, "site[2].private_key").contains("private_key is missing"));
+        assert_eq!(keys(&l).len(), 3);
+    }
+
+    #[test]
+    fn unreadable_identity_files_are_reported_each_at_its_key() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw(
+            "name = \"s\"\ncertificate = \"/nonexistent/a.pem\"\nprivate_key = \"/nonexistent/k.pem\"",
+        );
+        assert!(l.server_identity("site[0]", &site).is_none());
+        assert_eq!(keys(&l), ["site[0].certificate", "site[0].private_key"]);
+    }
+
+    #[test]
+    fn a_pfx_password_comes_from_a_set_environment_variable() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw(
+            "name = \"s\"\npfx = \"s.pfx\"\npfx_password_env = \"CERTGATE_TEST_UNSET_PFX_PASSWORD\"",
+        );
+        assert!(l.server_identity("site[0]", &site).is_none());
+        assert!(
+            reason(&l, "site[0].pfx_password_env")
+                .contains("`CERTGATE_TEST_UNSET_PFX_PASSWORD` is not set")
+        );
+    }
+
+    #[test]
+    fn backends_need_a_url_and_reject_placeholders() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        assert!(l.backend("site[0]", &raw("name = \"s\""), T, T).is_none());
+        assert!(reason(&l, "site[0].backend").contains("no backend URL"));
+        let placeholder: RawSite = raw("name = \"s\"\nbackend = \"IMPORT-PLACEHOLDER(--backend)\"");
+        assert!(l.backend("site[1]", &placeholder, T, T).is_none());
+        assert!(reason(&l, "site[1].backend").contains("--backend URL"));
+        let bad: RawSite = raw("name = \"s\"\nbackend = \"ftp://example.test\"");
+        assert!(l.backend("site[2]", &bad, T, T).is_none());
+        assert_eq!(keys(&l).last().map(String::as_str), Some("site[2].backend"));
+        let missing_ca: RawSite = raw(
+            "name = \"s\"\nbackend = \"https://127.0.0.1:9\"\nbackend_ca = [\"/nonexistent/ca.pem\"]",
+        );
+        l.backend("site[3]", &missing_ca, T, T);
+        assert!(keys(&l).contains(&"site[3].backend_ca[0]".to_string()));
+    }
+
+    #[test]
+    fn a_good_backend_loads() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let good: RawSite = raw("name = \"s\"\nbackend = \"http://127.0.0.1:8080\"");
+        assert!(l.backend("site[0]", &good, T, T).is_some());
+        assert!(l.errors.is_empty());
+    }
+}

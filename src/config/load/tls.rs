@@ -117,3 +117,85 @@ impl Loader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::testing::{keys, loader, raw, reason};
+    use crate::config::Scope;
+    use crate::config::raw::RawSite;
+    use crate::directory::config::SitePolicy;
+    use crate::iis::SslFlags;
+    use crate::tls::server::ResumptionKeys;
+
+    fn scope(flags: &str) -> Scope {
+        Scope {
+            path: "/".into(),
+            canonical: String::new(),
+            ssl_flags: SslFlags::parse(flags).unwrap().0,
+            anonymous: false,
+            mapper: Arc::default(),
+            directory: SitePolicy::default(),
+        }
+    }
+
+    #[test]
+    fn no_client_certificate_wanted_means_no_verifier_and_a_warning_for_a_stray_ca() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw("name = \"s\"\nclient_ca = [\"ca.pem\"]");
+        let auth = l.client_auth("site[0]", &site, &[scope("Ssl")], &mut Vec::new());
+        assert!(auth.is_some());
+        assert!(l.errors.is_empty());
+        assert!(
+            l.warnings[0].contains("client_ca is set but no ssl_flags"),
+            "{:?}",
+            l.warnings
+        );
+    }
+
+    #[test]
+    fn wanting_client_certificates_needs_client_ca() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw("name = \"s\"");
+        let auth = l.client_auth(
+            "site[0]",
+            &site,
+            &[scope("Ssl, SslNegotiateCert")],
+            &mut Vec::new(),
+        );
+        assert!(auth.is_none());
+        assert!(reason(&l, "site[0].client_ca").contains("Trusted Root store"));
+    }
+
+    #[test]
+    fn unknown_choices_and_unreadable_files_are_reported_together() {
+        let k = ResumptionKeys::default();
+        let mut l = loader(&k);
+        let site: RawSite = raw(
+            "name = \"s\"\ncertificate_errors = \"page\"\ncrl_check = \"leaf\"\n\
+             client_ca = [\"/nonexistent/ca.pem\"]\ncrl = [\"/nonexistent/ca.crl\"]",
+        );
+        let auth = l.client_auth(
+            "site[0]",
+            &site,
+            &[scope("Ssl, SslNegotiateCert, SslRequireCert")],
+            &mut Vec::new(),
+        );
+        assert!(auth.is_none());
+        assert_eq!(
+            keys(&l),
+            [
+                "site[0].certificate_errors",
+                "site[0].client_ca[0]",
+                "site[0].crl[0]",
+                "site[0].crl_check",
+            ]
+        );
+        assert!(reason(&l, "site[0].certificate_errors").contains("\"http\", \"tls\""));
+        assert!(reason(&l, "site[0].crl_check").contains("\"chain\", \"end_entity\""));
+    }
+}
