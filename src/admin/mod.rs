@@ -16,12 +16,15 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::Shared;
+use crate::state::Shared;
 
-pub mod metrics;
+mod scrape;
 pub mod status;
 pub mod status_html;
 pub mod status_routes;
+
+/// The metric names, at their historical path.
+pub use crate::metrics;
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -67,7 +70,7 @@ async fn respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down\n".to_owned(),
         ),
-        "/metrics" => match metrics::render(&shared.runtime()) {
+        "/metrics" => match scrape::render(&shared.runtime()) {
             Some(text) => (StatusCode::OK, text),
             None => (
                 StatusCode::NOT_FOUND,

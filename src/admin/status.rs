@@ -6,8 +6,8 @@
 //! Nothing secret is collected: no passwords, no certificate bodies (denials keep the leaf DER
 //! in memory only to re-run `explain`), no private keys.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -15,55 +15,11 @@ use serde::Serialize;
 use crate::config::{Runtime, Site};
 use crate::denials::Denial;
 use crate::mapping::many_to_one::Permission;
-use crate::server::Shared;
+pub use crate::reload_history::{ReloadEvent, ReloadHistory, rfc3339};
+use crate::state::Shared;
 
 /// Denials shown on the page.
 pub const DENIALS_SHOWN: usize = 50;
-/// Reloads remembered.
-const RELOADS_KEPT: usize = 20;
-
-/// One configuration load.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadEvent {
-    /// When it happened, RFC 3339.
-    pub time: String,
-    /// `initial`, `ok` or `rejected`.
-    pub result: &'static str,
-    /// Errors in a rejected file (0 otherwise).
-    pub errors: usize,
-}
-
-/// The last configuration loads, newest last.
-#[derive(Debug, Default)]
-pub struct ReloadHistory(Mutex<VecDeque<ReloadEvent>>);
-
-impl ReloadHistory {
-    /// Records a load.
-    pub fn record(&self, result: &'static str, errors: usize) {
-        if let Ok(mut h) = self.0.lock() {
-            if h.len() == RELOADS_KEPT {
-                h.pop_front();
-            }
-            h.push_back(ReloadEvent {
-                time: rfc3339(SystemTime::now()),
-                result,
-                errors,
-            });
-        }
-    }
-
-    fn newest_first(&self) -> Vec<ReloadEvent> {
-        self.0
-            .lock()
-            .map(|h| h.iter().rev().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// RFC 3339, seconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
 
 /// A certificate the site depends on.
 #[derive(Debug, Serialize)]

@@ -7,8 +7,8 @@ use http_body_util::Full;
 
 use super::{status, status_html};
 use crate::error_page::Reference;
-use crate::explain::{Target, explain};
-use crate::server::Shared;
+use crate::state::Shared;
+use crate::tools::explain::{Target, explain};
 
 /// Whether `path` is one of the status routes.
 pub fn is_status_path(path: &str) -> bool {
