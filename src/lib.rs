@@ -11,6 +11,7 @@
 //! and the test PKI live in [`tools`].
 
 pub mod admin;
+pub mod admin_auth;
 pub mod config;
 pub mod denials;
 pub mod directory;

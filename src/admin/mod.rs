@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::Shared;
 
+mod gate;
 mod scrape;
 pub mod status;
 pub mod status_html;
@@ -40,6 +41,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
             },
         };
         let shared = Arc::clone(&shared);
+        // `[server.admin]`: TLS and administrators' certificates (read per connection, so a
+        // reload applies to the next connection).
+        if let Some(auth) = shared.runtime().server.admin_auth.clone() {
+            tokio::spawn(gate::serve_tls(tcp, shared, auth));
+            continue;
+        }
         tokio::spawn(async move {
             let service = service_fn(move |req| respond(Arc::clone(&shared), req));
             let _ = auto::Builder::new(TokioExecutor::new())

@@ -75,8 +75,10 @@ impl std::error::Error for ConfigErrors {}
 pub struct ServerSettings {
     /// HTTPS listeners.
     pub listen: Vec<SocketAddr>,
-    /// Plain-HTTP admin listener.
+    /// Admin listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Administrators' certificates, when the admin listener requires them.
+    pub admin_auth: Option<Arc<crate::admin_auth::AdminAuth>>,
     /// Whole TLS handshake.
     pub handshake_timeout: Duration,
     /// Complete request headers.

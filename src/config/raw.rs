@@ -42,6 +42,9 @@ pub struct RawServer {
     /// Plain-HTTP admin listener for `/healthz`; keep it on loopback or a private network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<String>,
+    /// Client-certificate authentication for the admin listener (TLS with its own identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<crate::admin_auth::RawAdminAuth>,
     /// Site used for clients that send no SNI (IP-literal URLs). Defaults to the first site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_site: Option<String>,

@@ -24,6 +24,7 @@ use server::{DEFAULT_BACKEND_CONNECT_TIMEOUT, DEFAULT_BACKEND_RESPONSE_TIMEOUT};
 /// The TOML key of IIS's mapper section, in sites and locations.
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
+mod admin;
 mod directory;
 mod fast;
 mod http_errors;

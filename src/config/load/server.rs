@@ -80,10 +80,12 @@ impl Loader<'_> {
         if raw.server.max_connections == Some(0) {
             self.error("server.max_connections", "must be at least 1");
         }
+        let admin_auth = raw.server.admin.as_ref().and_then(|a| self.admin_auth(a));
         (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
             ServerSettings {
                 listen,
                 admin_listen,
+                admin_auth,
                 handshake_timeout: raw
                     .server
                     .handshake_timeout
