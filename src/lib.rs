@@ -19,6 +19,7 @@ pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod proxy;
+pub mod secret;
 pub mod server;
 pub mod state;
 pub mod tls;
