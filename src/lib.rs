@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod decision;
 pub mod directory;
 pub mod identity;
 pub mod iis;
