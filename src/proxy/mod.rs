@@ -209,7 +209,7 @@ async fn phases(
     .await;
     let identity = identity(conn, verdict, user_header)?;
 
-    // 5. Headers.
+    // 4. Headers.
     let is_upgrade = req_wants_upgrade(req.headers(), req.version());
     let headers = req.headers_mut();
     headers::remove_hop_by_hop(headers, is_upgrade);
@@ -257,7 +257,7 @@ async fn phases(
         join_cookies(req.headers_mut());
     }
 
-    // 6. Forward.
+    // 5. Forward.
     let backend = &conn.site.backend;
     let uri = backend
         .uri_for(&normalized.forward, req.uri().query())
