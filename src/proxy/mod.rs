@@ -11,9 +11,9 @@
 
 pub mod answer;
 pub mod body;
-pub mod headers;
-pub mod path;
-pub mod upstream;
+
+/// The forwarding building blocks, at their historical paths.
+pub use crate::forward::{headers, path, upstream};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
