@@ -285,7 +285,10 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr().ok();
     let runtime = shared.runtime();
-    let handshake = tokio::time::timeout(runtime.server.handshake_timeout, accept(tcp, &runtime));
+    let handshake = tokio::time::timeout(
+        runtime.server.handshake_timeout,
+        accept(tcp, |sni| runtime.site_for_sni(sni).cloned()),
+    );
     let accepted = tokio::select! {
         () = shared.shutdown.cancelled() => return,
         result = handshake => match result {
