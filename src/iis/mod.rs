@@ -35,7 +35,7 @@ pub enum SslFlagsError {
     UndefinedBits {
         /// The number as given.
         value: u32,
-        /// The bits outside [`DEFINED_BITS`].
+        /// The bits outside the ones IIS defines.
         undefined: u32,
     },
 }
