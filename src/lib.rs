@@ -23,3 +23,4 @@ pub mod pki;
 pub mod proxy;
 pub mod server;
 pub mod tls;
+pub mod tools;

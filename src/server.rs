@@ -39,6 +39,8 @@ pub struct Shared {
     shutdown: CancellationToken,
     ready: AtomicBool,
     connections: Arc<Semaphore>,
+    /// Held while a configuration is loaded and swapped in.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -50,6 +52,49 @@ impl Shared {
     /// Listeners are bound, a configuration is loaded, and shutdown has not begun.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Loads `path` and, only if it is valid as a whole, makes it current. A rejected file is
+    /// logged with every error and counted; the previous configuration keeps serving.
+    /// SIGHUP, the file watcher and the admin `POST /reload` all come here; reloads run one at
+    /// a time, so a slow load of an older file can never overwrite a newer one.
+    pub fn reload(&self, path: &Path) -> Result<(), ConfigErrors> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match Runtime::load(path, &self.resumption) {
+            Ok(runtime) => {
+                for w in &runtime.warnings {
+                    tracing::warn!("{w}");
+                }
+                let current = self.runtime();
+                if runtime.server.listen != current.server.listen
+                    || runtime.server.admin_listen != current.server.admin_listen
+                    || runtime.server.max_connections != current.server.max_connections
+                {
+                    tracing::warn!(
+                        "listen, admin_listen and max_connections changes take effect after a restart"
+                    );
+                }
+                self.runtime.store(Arc::new(runtime));
+                metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
+                tracing::info!(config = %path.display(), "configuration reloaded");
+                Ok(())
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!("{e}");
+                }
+                metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
+                tracing::error!(
+                    config = %path.display(),
+                    errors = errors.0.len(),
+                    "configuration reload rejected; still serving the previous configuration"
+                );
+                Err(errors)
+            }
+        }
     }
 }
 
@@ -87,6 +132,7 @@ impl Server {
             resumption,
             shutdown: CancellationToken::new(),
             ready: AtomicBool::new(false),
+            reloading: std::sync::Mutex::new(()),
         });
         let tasks = TaskTracker::new();
         let mut https_addrs = Vec::new();
@@ -132,41 +178,10 @@ impl Server {
         self.shared.runtime.store(Arc::new(runtime));
     }
 
-    /// Loads `path` and, only if it is valid as a whole, makes it current. A rejected file is
-    /// logged with every error and counted; the previous configuration keeps serving.
+    /// Loads `path` and, only if it is valid as a whole, makes it current (see
+    /// [`Shared::reload`]).
     pub fn reload(&self, path: &Path) -> Result<(), ConfigErrors> {
-        match Runtime::load(path, &self.shared.resumption) {
-            Ok(runtime) => {
-                for w in &runtime.warnings {
-                    tracing::warn!("{w}");
-                }
-                let current = self.shared.runtime();
-                if runtime.server.listen != current.server.listen
-                    || runtime.server.admin_listen != current.server.admin_listen
-                    || runtime.server.max_connections != current.server.max_connections
-                {
-                    tracing::warn!(
-                        "listen, admin_listen and max_connections changes take effect after a restart"
-                    );
-                }
-                self.swap(runtime);
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
-                tracing::info!(config = %path.display(), "configuration reloaded");
-                Ok(())
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!("{e}");
-                }
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
-                tracing::error!(
-                    config = %path.display(),
-                    errors = errors.0.len(),
-                    "configuration reload rejected; still serving the previous configuration"
-                );
-                Err(errors)
-            }
-        }
+        self.shared.reload(path)
     }
 
     /// Reloads `path` whenever it or a file it names changes, checking every `interval` of the

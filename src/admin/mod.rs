@@ -1,4 +1,4 @@
-//! The plain-HTTP admin listener: `/healthz`, `/readyz` and `/metrics`.
+//! The plain-HTTP admin listener: `/healthz`, `/readyz`, `/metrics` and `POST /reload`.
 //!
 //! It is a separate listener, never the mTLS port, so probes need no client certificate and the
 //! operator can keep it on loopback or a private network.
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::server::Shared;
 
 pub mod metrics;
+pub mod reload;
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -47,6 +48,9 @@ async fn respond(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == reload::PATH {
+        return Ok(reload::respond(&shared, &req).await);
+    }
     let (status, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
         "/readyz" if shared.is_ready() => {
