@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -24,79 +24,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::metrics as m;
 use crate::config::{ConfigErrors, Runtime};
+use crate::metrics as m;
 use crate::proxy::{self, Connection};
 use crate::tls::accept::accept;
 use crate::tls::client_auth::ClientCert;
 use crate::tls::server::ResumptionKeys;
 
-/// State shared by the accept loops, the admin endpoints and the reloader.
-pub struct Shared {
-    runtime: ArcSwap<Runtime>,
-    /// Resumption keys kept across reloads.
-    pub resumption: Arc<ResumptionKeys>,
-    shutdown: CancellationToken,
-    ready: AtomicBool,
-    connections: Arc<Semaphore>,
-    /// Held while a configuration is loaded and swapped in.
-    reloading: std::sync::Mutex<()>,
-}
-
-impl Shared {
-    /// The configuration new connections use.
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
-    }
-
-    /// Listeners are bound, a configuration is loaded, and shutdown has not begun.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    /// Loads `path` and, only if it is valid as a whole, makes it current. A rejected file is
-    /// logged with every error and counted; the previous configuration keeps serving.
-    /// SIGHUP, the file watcher and the admin `POST /reload` all come here; reloads run one at
-    /// a time, so a slow load of an older file can never overwrite a newer one.
-    pub fn reload(&self, path: &Path) -> Result<(), ConfigErrors> {
-        let _one_at_a_time = self
-            .reloading
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match Runtime::load(path, &self.resumption) {
-            Ok(runtime) => {
-                for w in &runtime.warnings {
-                    tracing::warn!("{w}");
-                }
-                let current = self.runtime();
-                if runtime.server.listen != current.server.listen
-                    || runtime.server.admin_listen != current.server.admin_listen
-                    || runtime.server.max_connections != current.server.max_connections
-                {
-                    tracing::warn!(
-                        "listen, admin_listen and max_connections changes take effect after a restart"
-                    );
-                }
-                self.runtime.store(Arc::new(runtime));
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
-                tracing::info!(config = %path.display(), "configuration reloaded");
-                Ok(())
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!("{e}");
-                }
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
-                tracing::error!(
-                    config = %path.display(),
-                    errors = errors.0.len(),
-                    "configuration reload rejected; still serving the previous configuration"
-                );
-                Err(errors)
-            }
-        }
-    }
-}
+/// The shared state, at its historical path.
+pub use crate::state::{InFlight, Shared};
 
 /// A started proxy.
 pub struct Server {
@@ -489,23 +425,5 @@ impl<T: AsyncWrite> AsyncWrite for Activity<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
-    }
-}
-
-/// Counts a connection's requests from arrival until their response body is done.
-#[derive(Debug)]
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Starts counting one request.
-    pub fn start(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

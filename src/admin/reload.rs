@@ -13,7 +13,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::config::ConfigErrors;
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// The endpoint's path.
 pub const PATH: &str = "/reload";
