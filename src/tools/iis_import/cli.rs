@@ -169,7 +169,9 @@ mod tests {
         .unwrap();
         execute(&cli.args).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
-        let config: RawConfig = toml::from_str(&text).unwrap();
+        // id, log_file and http_errors are the W3C log and error page keys (see `extras`).
+        let config: RawConfig =
+            toml::from_str(&super::super::extras::without_extras(&text)).unwrap();
         assert_eq!(config.sites.len(), 1);
         assert_eq!(config.sites[0].backend, "http://127.0.0.1:8080");
         assert!(config.sites[0].locations.iter().any(|l| l.path == "/app"));
