@@ -803,3 +803,116 @@ async fn reload_endpoint_answers_with_checks_errors_and_keeps_serving() {
     std::fs::write(&config, &good).unwrap();
     assert_eq!(admin(addr, "POST /reload HTTP/1.1").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locations_own_mapper_section_and_rules_written_as_tables() {
+    // The shape `import-iis` writes: rules as [[...rules]] tables, a location with its own
+    // mapper section (which replaces the site's there).
+    let extra = r#"
+[[site.location]]
+path = "/admin"
+ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
+
+[site.location.iis_client_certificate_mapping_authentication]
+enabled = true
+
+[[site.location.iis_client_certificate_mapping_authentication.many_to_one_mappings]]
+name = "Admins"
+user_name = "EXAMPLE\\admins"
+
+[[site.location.iis_client_certificate_mapping_authentication.many_to_one_mappings.rules]]
+certificate_field = "Subject"
+certificate_sub_field = "O"
+match_criteria = "Contoso"
+compare_case_sensitive = true
+"#;
+    let config = format!(
+        "{}{extra}",
+        CONFIG.replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+    );
+    let env = start(&config).await;
+    let c = env.config_path();
+    let c = p(&c);
+    let alice = env.client(Some(&env.pki.alice));
+    let get = |path: &'static str| {
+        let alice = alice.clone();
+        let addr = env.addr();
+        async move { alice.get(addr, path).await }
+    };
+    assert_eq!(
+        get("/admin/").await.remote_user().as_deref(),
+        Some(r"EXAMPLE\admins")
+    );
+
+    // A second rule, AND-ed: alice's OU is Engineering, not Security.
+    let before = std::fs::read_to_string(env.config_path()).unwrap();
+    let run = mapping(&[
+        "add-rule",
+        "-c",
+        c,
+        "--location",
+        "/ADMIN/",
+        "--mapping",
+        "admins",
+        "--sub-field",
+        "OU",
+        "--criteria",
+        "Security",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let after = std::fs::read_to_string(env.config_path()).unwrap();
+    let block = inserted(&before, &after);
+    assert!(
+        block.contains(
+            "[[site.location.iis_client_certificate_mapping_authentication.many_to_one_mappings.rules]]\n"
+        ),
+        "{block}"
+    );
+    assert!(
+        after.ends_with("match_criteria = \"Security\"\ncompare_case_sensitive = true\n"),
+        "{after}"
+    );
+    assert_eq!(get("/admin/").await.code(), "401.2");
+
+    // A one-to-one entry for the location only; the site root is unchanged for alice.
+    let alice_crt = env.dir.path().join("alice.crt");
+    let run = mapping(&[
+        "add",
+        "-c",
+        c,
+        "--location",
+        "/admin",
+        "--user",
+        r"EXAMPLE\alice-admin",
+        "--cert",
+        p(&alice_crt),
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        get("/admin/").await.remote_user().as_deref(),
+        Some(r"EXAMPLE\alice-admin")
+    );
+    assert_eq!(get("/").await.code(), "401.2");
+
+    let run = mapping(&[
+        "list",
+        "-c",
+        c,
+        "--location",
+        "/admin",
+        "--site",
+        "Default Web Site",
+        "--json",
+    ])
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let scope = &json["scopes"][0];
+    assert_eq!(scope["location"], "/admin");
+    assert_eq!(scope["one_to_one"][0]["user_name"], r"EXAMPLE\alice-admin");
+    assert_eq!(
+        scope["many_to_one"][0]["rules"].as_array().unwrap().len(),
+        2
+    );
+}
