@@ -13,6 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/test-tools.sh
+# tests/cli.rs opens the demo's PFX files with the openssl command.
+if ! command -v openssl >/dev/null; then
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 openssl >&2
+fi
 # --lib --bins --tests: there are no doc tests, and an empty doc-test run would be the last
 # line of the output.
 if [ $# -gt 0 ]; then

@@ -9,7 +9,7 @@
 //! forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), [`server`] runs listeners,
 //! reloads and shutdown over the [`state`] they share, [`metrics`] names what is measured and
 //! [`admin`] serves health endpoints. The commands beside the proxy (bench, import-iis,
-//! explain, demo, echo-backend) and the test PKI live in [`tools`]. No module depends on one
+//! explain, mapping, demo, echo-backend) and the test PKI live in [`tools`]. No module depends on one
 //! that depends on it.
 
 pub mod admin;

@@ -92,6 +92,8 @@ enum Command {
     },
     /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
+    /// Manage one-to-one and many-to-one mappings in the configuration, then reload the proxy.
+    Mapping(certgate::tools::mapping_cli::MappingArgs),
     /// Load-test any mTLS endpoint: full handshakes, resumed handshakes or keep-alive requests.
     Bench(certgate::bench::BenchArgs),
     /// Exit 0 if the admin endpoint answers /healthz (for container HEALTHCHECKs).
@@ -192,6 +194,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 eprintln!("unhealthy: {e}");
                 Ok(ExitCode::FAILURE)
             }),
+        Command::Mapping(args) => certgate::tools::mapping_cli::execute(&args).await,
         Command::ImportIis(args) => {
             certgate::iis_import::cli::execute(&args)?;
             Ok(ExitCode::SUCCESS)

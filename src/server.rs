@@ -74,6 +74,7 @@ impl Server {
                 .iter()
                 .filter_map(|l| l.local_addr().ok())
                 .collect(),
+            reloading: std::sync::Mutex::new(()),
         });
         shared.reloads.record("initial", 0);
         let tasks = TaskTracker::new();
@@ -120,43 +121,10 @@ impl Server {
         self.shared.runtime.store(Arc::new(runtime));
     }
 
-    /// Loads `path` and, only if it is valid as a whole, makes it current. A rejected file is
-    /// logged with every error and counted; the previous configuration keeps serving.
+    /// Loads `path` and, only if it is valid as a whole, makes it current (see
+    /// [`Shared::reload`]).
     pub fn reload(&self, path: &Path) -> Result<(), ConfigErrors> {
-        match Runtime::load(path, &self.shared.resumption) {
-            Ok(runtime) => {
-                for w in &runtime.warnings {
-                    tracing::warn!("{w}");
-                }
-                let current = self.shared.runtime();
-                if runtime.server.listen != current.server.listen
-                    || runtime.server.admin_listen != current.server.admin_listen
-                    || runtime.server.max_connections != current.server.max_connections
-                {
-                    tracing::warn!(
-                        "listen, admin_listen and max_connections changes take effect after a restart"
-                    );
-                }
-                self.swap(runtime);
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "ok").increment(1);
-                self.shared.reloads.record("ok", 0);
-                tracing::info!(config = %path.display(), "configuration reloaded");
-                Ok(())
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!("{e}");
-                }
-                metrics::counter!(m::CONFIG_RELOADS, "result" => "failed").increment(1);
-                self.shared.reloads.record("rejected", errors.0.len());
-                tracing::error!(
-                    config = %path.display(),
-                    errors = errors.0.len(),
-                    "configuration reload rejected; still serving the previous configuration"
-                );
-                Err(errors)
-            }
-        }
+        self.shared.reload(path)
     }
 
     /// Reloads `path` whenever it or a file it names changes, checking every `interval` of the

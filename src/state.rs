@@ -12,6 +12,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+mod reload;
+
 use crate::config::Runtime;
 use crate::tls::server::ResumptionKeys;
 
@@ -29,6 +31,8 @@ pub struct Shared {
     pub reloads: crate::reload_history::ReloadHistory,
     /// The bound HTTPS addresses.
     pub listening: Vec<std::net::SocketAddr>,
+    /// Held while a configuration is loaded and swapped in (see [`Shared::reload`]).
+    pub(crate) reloading: std::sync::Mutex<()>,
 }
 
 impl Shared {

@@ -54,6 +54,13 @@ fn cert_b64_prints_the_iis_one_line_form_for_pem_and_der() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds 2 certificates"));
 }
 
+/// A PKCS#8 key as PEM.
+fn pem_key(key: &rustls::pki_types::PrivateKeyDer<'_>) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(key.secret_der());
+    format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n")
+}
+
 fn load_identity(dir: &std::path::Path, name: &str) -> Issued {
     let cert_pem = std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap();
     let key_pem = std::fs::read_to_string(dir.join(format!("{name}.key"))).unwrap();
@@ -132,6 +139,50 @@ async fn demo_serves_what_it_prints_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(resp.status, 200);
 
+    // alice.pfx and bob.pfx, with the printed password: OpenSSL reads them, and alice's PFX is a
+    // working client identity (what a browser presents after importing it).
+    let password = printed
+        .split("password: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no PFX password in: {printed}"))
+        .to_owned();
+    assert!(printed.contains("Current User"), "{printed}");
+    assert!(printed.contains("Your Certificates > Import"), "{printed}");
+    for name in ["alice", "bob"] {
+        let pfx = dir.path().join(format!("{name}.pfx"));
+        let out = Command::new("openssl")
+            .args(["pkcs12", "-info", "-noout", "-passin"])
+            .arg(format!("pass:{password}"))
+            .arg("-in")
+            .arg(&pfx)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the openssl command is needed (apt-get install openssl): {e}")
+            });
+        assert!(out.status.success(), "{name}.pfx: {out:?}");
+        let wrong = Command::new("openssl")
+            .args(["pkcs12", "-info", "-noout", "-passin", "pass:wrong", "-in"])
+            .arg(&pfx)
+            .output()
+            .unwrap();
+        assert!(
+            !wrong.status.success(),
+            "{name}.pfx opened with a wrong password"
+        );
+    }
+    let (chain, key) = certgate::tls::load_pfx(&dir.path().join("alice.pfx"), &password).unwrap();
+    let from_pfx = Issued {
+        cert_pem: String::new(),
+        key_pem: pem_key(&key),
+        der: chain[0].clone(),
+    };
+    let resp = support::Client::new(&ca, Some(&from_pfx))
+        .send(addr, "localhost", get("/hello"))
+        .await
+        .unwrap();
+    assert_eq!(resp.echo()["headers"]["x-remote-user"], "DEMO\\alice");
+
     // Ctrl-C: a clean exit.
     let pid = child.id().unwrap();
     Command::new("kill")
@@ -154,7 +205,7 @@ async fn demo_serves_what_it_prints_and_stops_on_ctrl_c() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["target"] == "certgate::access")
         .collect();
-    assert_eq!(access.len(), 4, "{stderr}");
+    assert_eq!(access.len(), 5, "{stderr}");
     let alice_line = &access[0];
     assert_eq!(alice_line["status"], 200);
     assert_eq!(alice_line["user"], "DEMO\\alice");

@@ -1,4 +1,4 @@
-//! The plain-HTTP admin listener: `/healthz`, `/readyz` and `/metrics`.
+//! The plain-HTTP admin listener: `/healthz`, `/readyz`, `/metrics` and `POST /reload`.
 //!
 //! It is a separate listener, never the mTLS port, so probes need no client certificate and the
 //! operator can keep it on loopback or a private network.
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::state::Shared;
 
 mod gate;
+pub mod reload;
 mod scrape;
 pub mod status;
 pub mod status_html;
@@ -62,6 +63,9 @@ async fn respond(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if status_routes::is_status_path(req.uri().path()) {
         return Ok(status_routes::serve(&shared, req.uri().path(), req.uri().query()).await);
+    }
+    if req.uri().path() == reload::PATH {
+        return Ok(reload::respond(&shared, &req).await);
     }
     let (status, body) = match req.uri().path() {
         "/healthz" => (StatusCode::OK, "ok\n".to_owned()),

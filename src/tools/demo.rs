@@ -23,6 +23,9 @@ pub enum DemoError {
     /// Certificate generation failed.
     #[error("cannot generate demo certificates: {0}")]
     Pki(#[from] rcgen::Error),
+    /// A browser-importable PFX could not be built.
+    #[error("{0}")]
+    Pfx(#[from] crate::pki::PfxError),
     /// Writing the demo files failed.
     #[error("cannot write demo files in {dir}: {source}")]
     Write {
@@ -47,6 +50,8 @@ pub struct Demo {
     pub dir: PathBuf,
     /// The echo backend's address.
     pub backend: SocketAddr,
+    /// The password of `alice.pfx` and `bob.pfx`.
+    pub pfx_password: String,
     backend_shutdown: CancellationToken,
 }
 
@@ -119,6 +124,12 @@ anonymous_authentication = true
         ] {
             std::fs::write(dir.join(name), contents).map_err(write_err)?;
         }
+        // What the IIS tutorial imports into the browser: each user's certificate and key.
+        let pfx_password = crate::pki::random_password()?;
+        for (name, issued) in [("alice", &alice), ("bob", &bob)] {
+            let pfx = issued.to_pfx(name, &pfx_password)?;
+            std::fs::write(dir.join(format!("{name}.pfx")), pfx).map_err(write_err)?;
+        }
         let resumption = Arc::new(ResumptionKeys::default());
         let runtime = Runtime::load(&dir.join("certgate.toml"), &resumption)?;
         let server = Server::start(runtime, resumption)
@@ -128,6 +139,7 @@ anonymous_authentication = true
             server,
             dir: dir.to_owned(),
             backend,
+            pfx_password,
             backend_shutdown,
         })
     }
@@ -140,6 +152,7 @@ anonymous_authentication = true
         format!(
             "certgate demo is running.\n\
              \x20 files:   {d}  (CA, server and client certificates, certgate.toml)\n\
+             \x20 browser: {d}/alice.pfx and {d}/bob.pfx, password: {pw}\n\
              \x20 proxy:   {url}  (site \"Default Web Site\")\n\
              \x20 backend: http://{backend}  (built-in echo backend: it shows what it received)\n\
              \n\
@@ -155,8 +168,22 @@ anonymous_authentication = true
              \x20 curl --cacert {d}/ca.crt {url}/public/\n\
              \x20   -> 200: /public allows anonymous access (no identity headers are sent)\n\
              \n\
+             In a browser, as the IIS tutorial does (import a user's certificate, then watch the\n\
+             browser ask which certificate to present):\n\
+             \x20 Windows, Chrome or Edge: double-click alice.pfx, Store Location: Current User,\n\
+             \x20   enter the password, \"Place all certificates in the following store\": Personal.\n\
+             \x20 Firefox: Settings > Privacy & Security > Certificates > View Certificates >\n\
+             \x20   Your Certificates > Import... > alice.pfx, then the password.\n\
+             \x20 macOS: double-click alice.pfx (login keychain); Linux Chrome: Settings > Privacy\n\
+             \x20   and security > Security > Manage certificates > Your certificates > Import.\n\
+             \x20 Then open {url}/hello and pick \"alice\" in the certificate prompt: the echo\n\
+             \x20 backend shows X-Remote-User: DEMO\\alice. Restart the browser and pick \"bob\":\n\
+             \x20 401.2. The server certificate comes from the demo CA ({d}/ca.crt): trust it\n\
+             \x20 for the test, or accept the browser's warning.\n\
+             \n\
              Press Ctrl-C to stop.\n",
             backend = self.backend,
+            pw = self.pfx_password,
         )
     }
 

@@ -9,4 +9,5 @@ pub mod demo;
 pub mod echo;
 pub mod explain;
 pub mod iis_import;
+pub mod mapping_cli;
 pub mod pki;

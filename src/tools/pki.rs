@@ -3,6 +3,10 @@
 //! Generating certificates in-process means no key material is ever committed and every test run
 //! has its own CA, as rustls' own examples do. ECDSA P-256 keys keep generation fast.
 
+mod pfx;
+
+pub use pfx::{PfxError, random_password};
+
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,

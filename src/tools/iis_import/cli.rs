@@ -3,14 +3,22 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{ImportError, ImportOptions, WebConfigInput, import, split_web_config_arg, to_toml};
+use super::{
+    ImportError, ImportOptions, WebConfigInput, import, split_web_config_arg, standalone, to_toml,
+};
 
 /// Arguments of `certgate import-iis`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ImportIisArgs {
-    /// IIS applicationHost.config (usually %windir%\System32\inetsrv\config).
+    /// IIS applicationHost.config (usually %windir%\System32\inetsrv\config); or, with
+    /// --site-name, a site's web.config; or a bare `<location>` (or `<system.webServer>`, ...)
+    /// fragment as IIS's documentation prints it.
     #[arg(value_name = "APPLICATIONHOST_CONFIG")]
     pub app_host: PathBuf,
+    /// The input is this site's web.config (or a fragment of its configuration): import it
+    /// without applicationHost.config.
+    #[arg(long, value_name = "NAME")]
+    pub site_name: Option<String>,
     /// Import only this site (repeatable). Default: every site with an https binding.
     #[arg(long = "site", value_name = "NAME")]
     pub sites: Vec<String>,
@@ -51,14 +59,24 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
         .iter()
         .map(|arg| split_web_config_arg(arg).map(|(file, _)| PathBuf::from(file)))
         .collect::<Result<Vec<_>, _>>()?;
-    let app_host = read(&args.app_host)?;
-    let mut web_configs = Vec::with_capacity(args.web_configs.len());
+    let input = read(&args.app_host)?;
+    let prepared = standalone::prepare(
+        &input,
+        &args.app_host.display().to_string(),
+        args.site_name.as_deref(),
+    )?;
+    let mut web_configs = prepared.web_configs;
     for (arg, file) in args.web_configs.iter().zip(&web_config_files) {
         web_configs.push(WebConfigInput::from_arg(arg, read(file)?)?);
     }
+    let app_host = prepared.app_host;
     let opts = ImportOptions {
-        app_host_file: args.app_host.display().to_string(),
-        sites: args.sites.clone(),
+        app_host_file: prepared.app_host_file,
+        sites: if args.sites.is_empty() {
+            prepared.sites
+        } else {
+            args.sites.clone()
+        },
         listen: args.listen.clone(),
         certificate: args.certificate.clone(),
         private_key: args.private_key.clone(),
@@ -66,7 +84,8 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
         client_ca: args.client_ca.clone(),
         backend: args.backend.clone(),
     };
-    let imported = import(&app_host, &web_configs, &opts)?;
+    let mut imported = import(&app_host, &web_configs, &opts)?;
+    imported.warnings.extend(prepared.notes);
     let text = to_toml(&imported)?;
     match &args.output {
         Some(path) => std::fs::write(path, text).map_err(|source| ImportError::Write {
@@ -150,7 +169,9 @@ mod tests {
         .unwrap();
         execute(&cli.args).unwrap();
         let text = std::fs::read_to_string(&out).unwrap();
-        let config: RawConfig = toml::from_str(&text).unwrap();
+        // id, log_file and http_errors are the W3C log and error page keys (see `extras`).
+        let config: RawConfig =
+            toml::from_str(&super::super::extras::without_extras(&text)).unwrap();
         assert_eq!(config.sites.len(), 1);
         assert_eq!(config.sites[0].backend, "http://127.0.0.1:8080");
         assert!(config.sites[0].locations.iter().any(|l| l.path == "/app"));

@@ -12,8 +12,11 @@ use roxmltree::{Document, Node};
 use super::ImportError;
 
 mod attrs;
+mod logging;
 mod mapper;
 mod sections;
+
+pub(super) use logging::{HttpError, HttpErrorsFragment, LogFile};
 
 /// Attributes IIS's configuration system uses for locking; they mean nothing to certgate.
 const LOCK_ATTRIBUTES: &[&str] = &[
@@ -143,6 +146,8 @@ pub(super) struct Fragment {
     /// Other authentication modules and their `enabled`, by element name.
     pub other_auth: Vec<(String, Option<bool>)>,
     pub mapper: Option<MapperFragment>,
+    /// `<httpErrors>`.
+    pub http_errors: Option<HttpErrorsFragment>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,7 +160,11 @@ pub(super) struct Binding {
 #[derive(Debug, Clone)]
 pub(super) struct Site {
     pub name: String,
+    /// `id` (W3SVC<id>).
+    pub id: Option<u32>,
     pub bindings: Vec<Binding>,
+    /// The site's own `<logFile>`.
+    pub log_file: Option<LogFile>,
 }
 
 /// Everything read from one file.
@@ -163,6 +172,8 @@ pub(super) struct Site {
 pub(super) struct ParsedFile {
     pub fragments: Vec<Fragment>,
     pub sites: Vec<Site>,
+    /// `<siteDefaults><logFile>`.
+    pub log_defaults: Option<LogFile>,
     /// `configSections` `overrideModeDefault` by section path; true = Allow.
     pub section_override_default: BTreeMap<String, bool>,
     /// Warnings found while reading values (no-op flags and the like).

@@ -27,7 +27,7 @@ impl<'input> Reader<'_, 'input> {
                 }
                 "configProtectedData" => {}
                 "system.applicationHost" if matches!(kind, FileKind::AppHost) => {
-                    self.application_host(child);
+                    self.application_host(child)?;
                 }
                 "system.webServer" => {
                     let scope = match kind {
@@ -73,16 +73,28 @@ impl<'input> Reader<'_, 'input> {
         }
     }
 
-    pub(super) fn application_host(&mut self, node: Node<'_, 'input>) {
+    pub(super) fn application_host(&mut self, node: Node<'_, 'input>) -> Result<(), ImportError> {
         let mut others = Vec::new();
         for child in elements(node) {
             if child.tag_name().name() != "sites" {
                 others.push(child.tag_name().name().to_owned());
                 continue;
             }
+            for defaults in elements(child).filter(|n| n.has_tag_name("siteDefaults")) {
+                for log in elements(defaults).filter(|n| n.has_tag_name("logFile")) {
+                    self.out.log_defaults = Some(self.log_file(log)?);
+                }
+            }
             for site in elements(child).filter(|n| n.has_tag_name("site")) {
                 let Some(name) = site.attribute("name") else {
                     continue;
+                };
+                let id = site
+                    .attribute("id")
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                let log_file = match elements(site).find(|n| n.has_tag_name("logFile")) {
+                    Some(log) => Some(self.log_file(log)?),
+                    None => None,
                 };
                 let bindings = elements(site)
                     .filter(|n| n.has_tag_name("bindings"))
@@ -99,7 +111,9 @@ impl<'input> Reader<'_, 'input> {
                     .collect();
                 self.out.sites.push(Site {
                     name: name.to_owned(),
+                    id,
                     bindings,
+                    log_file,
                 });
             }
         }
@@ -112,6 +126,7 @@ impl<'input> Reader<'_, 'input> {
                 others.join(", ")
             ));
         }
+        Ok(())
     }
 
     pub(super) fn location(
@@ -189,9 +204,14 @@ impl<'input> Reader<'_, 'input> {
             anonymous: None,
             other_auth: Vec::new(),
             mapper: None,
+            http_errors: None,
         };
         let mut not_imported = Vec::new();
         for child in elements(node) {
+            if child.has_tag_name("httpErrors") {
+                frag.http_errors = Some(self.http_errors(child)?);
+                continue;
+            }
             if !child.has_tag_name("security") {
                 not_imported.push(child.tag_name().name().to_owned());
                 continue;
