@@ -6,6 +6,7 @@
 
 pub mod many_to_one;
 pub mod one_to_one;
+pub mod table;
 
 use std::fmt;
 use std::sync::Arc;
