@@ -24,6 +24,7 @@ mod emit;
 mod extras;
 mod inherit;
 pub mod standalone;
+pub mod table;
 mod xml;
 
 use std::collections::BTreeMap;
