@@ -21,5 +21,6 @@ pub mod logging;
 pub mod mapping;
 pub mod pki;
 pub mod proxy;
+pub mod revocation;
 pub mod server;
 pub mod tls;

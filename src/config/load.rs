@@ -27,7 +27,7 @@ use crate::mapping::{MappedUser, Mapper, MappingKind, MappingSource};
 use crate::proxy::headers::IdentityHeaders;
 use crate::proxy::path::{canonical_location, in_location};
 use crate::proxy::upstream::Backend;
-use crate::tls::client_auth::{ClientAuth, ErrorReporting, RevocationPolicy};
+use crate::tls::client_auth::{ClientAuth, ErrorReporting};
 use crate::tls::server::{ResumptionKeys, server_config};
 
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +43,7 @@ const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
 mod fast;
+mod revocation;
 
 use fast::FastOneToOne;
 
@@ -69,6 +70,8 @@ pub(super) struct Loader<'a> {
     /// error where a scope verifies credentials, since nothing else uses them.
     /// Each entry holds its user, so that the address stays unique while the loader runs.
     unresolved_passwords: HashMap<usize, (Arc<MappedUser>, String, String)>,
+    /// The revocation cache every site of this configuration shares.
+    revocation_store: Option<Arc<crate::revocation::cache::Store>>,
 }
 
 impl<'a> Loader<'a> {
@@ -88,6 +91,7 @@ impl<'a> Loader<'a> {
             marker: String::new(),
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
+            revocation_store: None,
         }
     }
 
@@ -187,6 +191,7 @@ impl<'a> Loader<'a> {
 
         let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
         self.has_directory = raw.directory.is_some();
+        self.revocation_store = Some(self.revocation_store(raw));
         if raw.sites.is_empty() {
             self.error(
                 "site",
@@ -1110,6 +1115,7 @@ impl<'a> Loader<'a> {
         }
         let errors_before = self.errors.len();
         let mut roots = RootCertStore::empty();
+        let mut roots_der = Vec::new();
         for (j, file) in raw.client_ca.iter().enumerate() {
             let ckey = format!("{key}.client_ca[{j}]");
             let Some(path) = self.file_value(&ckey, file) else {
@@ -1118,6 +1124,7 @@ impl<'a> Loader<'a> {
             match crate::tls::load_certificates(&path) {
                 Ok(certs) => {
                     expiry.extend(certs.iter().filter_map(|c| not_after(c)));
+                    roots_der.extend(certs.iter().cloned());
                     let (_, ignored) = roots.add_parsable_certificates(certs);
                     if ignored > 0 {
                         self.error(
@@ -1129,38 +1136,23 @@ impl<'a> Loader<'a> {
                 Err(e) => self.error(ckey, e.to_string()),
             }
         }
-        let mut crls: Vec<CertificateRevocationListDer<'static>> = Vec::new();
+        let mut crls: Vec<(String, CertificateRevocationListDer<'static>)> = Vec::new();
         for (j, file) in raw.crl.iter().enumerate() {
             let ckey = format!("{key}.crl[{j}]");
             let Some(path) = self.file_value(&ckey, file) else {
                 continue;
             };
             match crate::tls::load_crls(&path) {
-                Ok(mut list) => crls.append(&mut list),
+                Ok(list) => crls.extend(list.into_iter().map(|c| (file.clone(), c))),
                 Err(e) => self.error(ckey, e.to_string()),
             }
         }
-        let end_entity_only = match raw.crl_check.as_deref() {
-            None | Some("chain") => false,
-            Some("end_entity") => true,
-            Some(other) => {
-                self.error(
-                    format!("{key}.crl_check"),
-                    format!("`{other}` is not one of \"chain\", \"end_entity\""),
-                );
-                false
-            }
-        };
-        let policy = RevocationPolicy {
-            end_entity_only,
-            allow_unknown_status: raw.allow_unknown_revocation_status.unwrap_or(false),
-            allow_expired_crl: raw.allow_expired_crl.unwrap_or(false),
-        };
+        let revocation = self.revocation(key, raw, &roots_der, crls);
         if self.errors.len() != errors_before {
             return None;
         }
         let mandatory = scopes.iter().all(|s| s.ssl_flags.require_cert);
-        match ClientAuth::new(roots, crls, &policy, reporting, mandatory) {
+        match ClientAuth::new(roots, revocation, reporting, mandatory) {
             Ok(auth) => Some(Arc::new(auth)),
             Err(e) => {
                 let which = if matches!(e, rustls::server::VerifierBuilderError::InvalidCrl(_)) {

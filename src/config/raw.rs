@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// Active Directory over LDAP, for account checks and AD certificate mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawDirectory>,
+    /// Revocation fetching: limits and the state directory (see README "Revocation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<crate::revocation::config::RawRevocation>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -171,6 +174,9 @@ pub struct RawSite {
     /// Accept CRLs past their nextUpdate. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_expired_crl: Option<bool>,
+    /// Revocation checking as http.sys does it (see README "Revocation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<crate::revocation::config::RawSiteRevocation>,
     /// IIS `access@sslFlags`: `"Ssl"`, `"Ssl, SslNegotiateCert"`, `"Ssl, SslNegotiateCert,
     /// SslRequireCert"`. Default `"Ssl"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

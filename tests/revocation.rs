@@ -1,0 +1,383 @@
+//! Revocation as http.sys does it, against real parts: CRLs made by `openssl ca`, served by a
+//! real HTTP process (which can also be slow, huge, garbage or loop), `openssl ocsp` as the
+//! responder, the proxy on loopback, and real TLS clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use certgate::pki::{ClientSpec, Issued};
+use support::revocation::{CdpServer, CrlSpec, OcspResponder, OpensslCa, client_with_chain};
+use support::{Env, Pki};
+
+/// A site that requires a certificate and lets any valid one through anonymously, so the
+/// answer is 200 or the revocation page. `{extra}` goes into `[site.revocation]`.
+const SITE: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+backend_response_timeout = "2s"
+
+[revocation]
+state_dir = "{state}"
+max_crl_bytes = 1048576
+
+[[site]]
+name = "Default Web Site"
+host_names = ["localhost"]
+certificate = "server.crt"
+private_key = "server.key"
+client_ca = ["ca.crt"]
+ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
+anonymous_authentication = true
+backend = "http://{backend}"
+
+[site.revocation]
+url_retrieval_timeout = "2s"
+{extra}
+"#;
+
+fn config(state: &Path, extra: &str) -> String {
+    SITE.replace("{state}", &state.display().to_string())
+        .replace("{extra}", extra)
+}
+
+fn client_cert(pki: &Pki, name: &str, serial: u64, cdps: &[String], ocsp: &[String]) -> Issued {
+    let mut spec = ClientSpec::new(name);
+    spec.serial = Some(serial);
+    spec.crl_distribution_points = cdps.to_vec();
+    spec.ocsp_responders = ocsp.to_vec();
+    pki.ca.client(&spec).unwrap()
+}
+
+async fn code(env: &Env, who: &Issued) -> String {
+    env.client(Some(who)).get(env.addr(), "/").await.code()
+}
+
+struct World {
+    pki: Arc<Pki>,
+    openssl: OpensslCa,
+    served: tempfile::TempDir,
+    cdp: CdpServer,
+    state: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> Self {
+        let pki = Arc::new(Pki::new());
+        let openssl = OpensslCa::new(&pki.ca);
+        let served = tempfile::tempdir().unwrap();
+        let cdp = CdpServer::start(served.path(), 0);
+        Self {
+            pki,
+            openssl,
+            served,
+            cdp,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn publish(&self, name: &str, spec: &CrlSpec<'_>) {
+        self.openssl.crl(spec, &self.served.path().join(name));
+    }
+
+    fn cert(&self, name: &str, serial: u64, cdp: &str) -> Issued {
+        client_cert(&self.pki, name, serial, &[self.cdp.url(cdp)], &[])
+    }
+
+    async fn env(&self, extra: &str) -> Env {
+        Env::start_with(Arc::clone(&self.pki), &config(self.state.path(), extra)).await
+    }
+}
+
+#[tokio::test]
+async fn base_and_delta_crls_from_the_distribution_point() {
+    let w = World::new();
+    let delta_url = w.cdp.url("delta.crl");
+    w.publish(
+        "base.crl",
+        &CrlSpec {
+            entries: &[(0xB0B, "keyCompromise"), (0xD0D, "certificateHold")],
+            number: 10,
+            freshest: Some(delta_url.clone()),
+            ..CrlSpec::default()
+        },
+    );
+    w.publish(
+        "delta.crl",
+        &CrlSpec {
+            entries: &[(0xCA1, "superseded")],
+            number: 11,
+            delta_of: Some(10),
+            ..CrlSpec::default()
+        },
+    );
+    let alice = w.cert("alice", 0xA11, "base.crl");
+    let bob = w.cert("bob", 0xB0B, "base.crl");
+    let carol = w.cert("carol", 0xCA1, "base.crl");
+    let dave = w.cert("dave", 0xD0D, "base.crl");
+    let nobody = client_cert(&w.pki, "no-cdp", 0xE0E, &[], &[]);
+    let env = w.env("freshness_time = \"1s\"").await;
+
+    assert_eq!(code(&env, &alice).await, "200", "good");
+    assert_eq!(code(&env, &bob).await, "403.13", "revoked on the base CRL");
+    assert_eq!(
+        code(&env, &carol).await,
+        "403.13",
+        "revoked on the delta only"
+    );
+    assert_eq!(code(&env, &dave).await, "403.13", "on hold");
+    assert_eq!(
+        code(&env, &nobody).await,
+        "200",
+        "names no source: passes as in http.sys"
+    );
+
+    // The CA lifts the hold: a newer delta lists dave with removeFromCRL. freshness_time makes
+    // the next handshake refetch.
+    w.publish(
+        "delta.crl",
+        &CrlSpec {
+            entries: &[(0xCA1, "superseded"), (0xD0D, "removeFromCRL")],
+            number: 12,
+            delta_of: Some(10),
+            this_update: 0,
+            ..CrlSpec::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        code(&env, &dave).await,
+        "200",
+        "hold lifted by removeFromCRL"
+    );
+    assert_eq!(code(&env, &carol).await, "403.13");
+
+    // A delta that cannot be obtained fails closed: it may carry revocations.
+    std::fs::remove_file(w.served.path().join("delta.crl")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        code(&env, &alice).await,
+        "200",
+        "the last good delta still serves"
+    );
+}
+
+#[tokio::test]
+async fn cached_crl_serves_while_the_cdp_is_down_until_its_next_update() {
+    let mut w = World::new();
+    w.publish(
+        "short.crl",
+        &CrlSpec {
+            entries: &[(0xB0B, "keyCompromise")],
+            next_update: 4,
+            ..CrlSpec::default()
+        },
+    );
+    w.publish("long.crl", &CrlSpec::default());
+    let short = w.cert("alice", 0xA11, "short.crl");
+    let long = w.cert("carol", 0xCA1, "long.crl");
+    let bob = w.cert("bob", 0xB0B, "short.crl");
+    let env = w.env("").await;
+    assert_eq!(code(&env, &short).await, "200");
+    assert_eq!(code(&env, &long).await, "200");
+    assert_eq!(code(&env, &bob).await, "403.13");
+
+    w.cdp.stop();
+    assert_eq!(
+        code(&env, &short).await,
+        "200",
+        "within validity: from cache"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(code(&env, &long).await, "200", "still within validity");
+    assert_eq!(
+        code(&env, &short).await,
+        "403.13",
+        "past nextUpdate and the CDP is down"
+    );
+}
+
+#[tokio::test]
+async fn unknown_status_allow_lets_an_unobtainable_crl_pass() {
+    let w = World::new();
+    let alice = w.cert("alice", 0xA11, "missing.crl");
+    let env = w.env("").await;
+    assert_eq!(
+        code(&env, &alice).await,
+        "403.13",
+        "no CRL: unknown: denied"
+    );
+    let allow = w.env("unknown_status = \"allow\"").await;
+    assert_eq!(code(&allow, &alice).await, "200");
+    let off = w.env("check = \"none\"").await;
+    assert_eq!(code(&off, &alice).await, "200");
+}
+
+#[tokio::test]
+async fn restart_with_the_cdp_down_uses_the_persisted_crl() {
+    let mut w = World::new();
+    w.publish(
+        "ca.crl",
+        &CrlSpec {
+            entries: &[(0xB0B, "keyCompromise")],
+            ..CrlSpec::default()
+        },
+    );
+    let alice = w.cert("alice", 0xA11, "ca.crl");
+    let bob = w.cert("bob", 0xB0B, "ca.crl");
+    {
+        let env = w.env("").await;
+        assert_eq!(code(&env, &alice).await, "200");
+        assert_eq!(code(&env, &bob).await, "403.13");
+    }
+    w.cdp.stop();
+    // A new process: a fresh config file in a new directory, so nothing is shared in memory.
+    let env = w.env("").await;
+    assert_eq!(code(&env, &alice).await, "200", "persisted CRL serves");
+    assert_eq!(code(&env, &bob).await, "403.13", "and still revokes");
+    let cached_only = w.env("cached_only = true").await;
+    assert_eq!(code(&cached_only, &bob).await, "403.13");
+}
+
+#[tokio::test]
+async fn hostile_distribution_points_never_pass_and_never_stall_others() {
+    let w = World::new();
+    w.publish("ca.crl", &CrlSpec::default());
+    // A CRL with the CA's name, signed by another key.
+    let impostor = certgate::pki::Authority::new("Example Test CA").unwrap();
+    OpensslCa::new(&impostor).crl(&CrlSpec::default(), &w.served.path().join("forged.crl"));
+    let good = w.cert("alice", 0xA11, "ca.crl");
+    let cases = [
+        ("slow/ca.crl", "slow"),
+        ("huge", "huge"),
+        ("garbage", "garbage"),
+        ("loop", "redirect loop"),
+        ("forged.crl", "signed by another key"),
+    ];
+    let env = w.env("").await;
+    assert_eq!(code(&env, &good).await, "200");
+    for (i, (path, what)) in cases.iter().enumerate() {
+        let cert = w.cert("mallory", 0x100 + i as u64, path);
+        if *path == "slow/ca.crl" {
+            // While one handshake waits for the slow CDP, others are served at once.
+            let slow = {
+                let client = env.client(Some(&cert));
+                let addr = env.addr();
+                tokio::spawn(async move { client.get(addr, "/").await.code() })
+            };
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let started = Instant::now();
+            assert_eq!(code(&env, &good).await, "200");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "stalled by the slow CDP"
+            );
+            assert_eq!(slow.await.unwrap(), "403.13", "{what}");
+        } else {
+            assert_eq!(code(&env, &cert).await, "403.13", "{what}");
+        }
+    }
+    // A redirect to the real CRL is followed.
+    let redirected = w.cert("rita", 0x200, "redirect/ca.crl");
+    assert_eq!(code(&env, &redirected).await, "200");
+}
+
+#[tokio::test]
+async fn every_certificate_of_the_chain_is_checked() {
+    let w = World::new();
+    let intermediate = w
+        .pki
+        .ca
+        .intermediate("Issuing CA", &[w.cdp.url("root.crl")], &[])
+        .unwrap();
+    let inter_der = intermediate.der.clone();
+    let issuing = OpensslCa::new(&intermediate);
+    issuing.crl(&CrlSpec::default(), &w.served.path().join("issuing.crl"));
+    let mut spec = ClientSpec::new("leaf");
+    spec.crl_distribution_points = vec![w.cdp.url("issuing.crl")];
+    let leaf = intermediate.client(&spec).unwrap();
+    let client = client_with_chain(
+        &w.pki.ca.cert_pem,
+        vec![leaf.der.clone(), inter_der.clone()],
+        &leaf.key_pem,
+    );
+    // The root's CRL cannot be obtained yet: the intermediate's status is unknown.
+    let env = w.env("").await;
+    assert_eq!(client.get(env.addr(), "/").await.code(), "403.13");
+    let end_entity = w.env("check = \"end_entity\"").await;
+    assert_eq!(client.get(end_entity.addr(), "/").await.code(), "200");
+    w.publish("root.crl", &CrlSpec::default());
+    let env = w.env("").await;
+    assert_eq!(client.get(env.addr(), "/").await.code(), "200");
+}
+
+#[tokio::test]
+async fn configured_crl_files_still_work() {
+    // The support PKI writes ca.crl revoking REVOKED_SERIAL; BASIC configures it.
+    let env = Env::start(support::BASIC).await;
+    let resp = env
+        .client(Some(&env.pki.revoked))
+        .get(env.addr(), "/secure")
+        .await;
+    assert_eq!(resp.code(), "403.13");
+    let resp = env.client(Some(&env.pki.alice)).get(env.addr(), "/").await;
+    assert_eq!(resp.code(), "200");
+}
+
+#[tokio::test]
+async fn ocsp_answers_decide_when_the_certificate_names_a_responder() {
+    let w = World::new();
+    let ca_signer = Issued {
+        cert_pem: w.pki.ca.cert_pem.clone(),
+        key_pem: w.pki.ca.key_pem(),
+        der: w.pki.ca.der.clone(),
+    };
+    let entries = [
+        (0xA11, "valid"),
+        (0xA12, "valid"),
+        (0xA13, "valid"),
+        (0xB0B, "keyCompromise"),
+    ];
+    let by_ca = OcspResponder::start(&w.pki.ca, &entries, &ca_signer, 60);
+    let delegated = w.pki.ca.ocsp_signer("OCSP Responder").unwrap();
+    let by_delegate = OcspResponder::start(&w.pki.ca, &entries, &delegated, 60);
+    // Signed by a certificate without id-kp-OCSPSigning: not authorised.
+    let unauthorised = OcspResponder::start(&w.pki.ca, &entries, &w.pki.server, 60);
+    // Signed by another CA's delegated responder.
+    let foreign = w.pki.other_ca.ocsp_signer("Foreign responder").unwrap();
+    let wrong_ca = OcspResponder::start(&w.pki.ca, &entries, &foreign, 60);
+    let no_next_update = OcspResponder::start(&w.pki.ca, &entries, &ca_signer, 0);
+    let env = w.env("").await;
+    let ocsp =
+        |name: &str, serial: u64, url: String| client_cert(&w.pki, name, serial, &[], &[url]);
+    for (responder, label) in [(&by_ca, "CA-signed"), (&by_delegate, "delegated")] {
+        let good = ocsp("alice", 0xA11, responder.url());
+        let revoked = ocsp("bob", 0xB0B, responder.url());
+        let unknown_ca = ocsp("carol", 0xCA1, responder.url());
+        assert_eq!(code(&env, &good).await, "200", "{label} good");
+        assert_eq!(code(&env, &revoked).await, "403.13", "{label} revoked");
+        assert_eq!(
+            code(&env, &unknown_ca).await,
+            "403.13",
+            "{label}: unknown to the responder"
+        );
+        assert_eq!(
+            code(&env, &good).await,
+            "200",
+            "{label}: good again, cached"
+        );
+    }
+    for (responder, label) in [
+        (&unauthorised, "responder without OCSPSigning"),
+        (&wrong_ca, "responder of another CA"),
+    ] {
+        let cert = ocsp("mallory", 0xA12, responder.url());
+        assert_eq!(code(&env, &cert).await, "403.13", "{label}");
+    }
+    let cert = ocsp("nina", 0xA13, no_next_update.url());
+    assert_eq!(code(&env, &cert).await, "200", "no nextUpdate: fresh now");
+}
