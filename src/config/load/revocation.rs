@@ -67,7 +67,10 @@ impl Loader<'_> {
             }
         }
         let anchors = anchors.iter().filter_map(|c| Link::parse(c)).collect();
-        let store = self.revocation_store.clone()?;
+        let store = Arc::clone(
+            self.revocation_store
+                .get_or_insert_with(|| Arc::new(Store::new(Default::default(), None, None))),
+        );
         Some(Arc::new(Revocation::new(policy, anchors, files, store)))
     }
 }
