@@ -381,3 +381,64 @@ async fn ocsp_answers_decide_when_the_certificate_names_a_responder() {
     let cert = ocsp("nina", 0xA13, no_next_update.url());
     assert_eq!(code(&env, &cert).await, "200", "no nextUpdate: fresh now");
 }
+
+#[tokio::test]
+async fn explain_says_which_source_decided_and_never_claims_an_unchecked_status() {
+    let w = World::new();
+    w.publish(
+        "ca.crl",
+        &CrlSpec {
+            entries: &[(0xB0B, "keyCompromise")],
+            ..CrlSpec::default()
+        },
+    );
+    let alice = w.cert("alice", 0xA11, "ca.crl");
+    let bob = w.cert("bob", 0xB0B, "ca.crl");
+    let env = w.env("").await;
+    let runtime = certgate::config::Runtime::load(
+        &env.config_path(),
+        &certgate::tls::server::ResumptionKeys::default(),
+    )
+    .unwrap();
+    let target = certgate::explain::Target {
+        host: Some("localhost"),
+        site: None,
+        path: "/",
+    };
+    let crl_url = w.cdp.url("ca.crl");
+
+    let offline =
+        certgate::explain::explain(&runtime, std::slice::from_ref(&alice.der), &target).unwrap();
+    let detail = offline.chain.detail.clone().unwrap();
+    assert!(detail.contains("revocation not consulted"), "{detail}");
+    assert!(detail.contains(&format!("CRL {crl_url}")), "{detail}");
+    assert!(!detail.contains("not revoked"), "{detail}");
+
+    let online = certgate::explain::explain_with_revocation(
+        &runtime,
+        std::slice::from_ref(&alice.der),
+        &target,
+    )
+    .await
+    .unwrap();
+    let detail = online.chain.detail.clone().unwrap();
+    assert!(
+        detail.contains(&format!("not revoked (CRL {crl_url}, fetched")),
+        "{detail}"
+    );
+    assert_eq!(online.verdict.code, "200");
+
+    let revoked = certgate::explain::explain_with_revocation(
+        &runtime,
+        std::slice::from_ref(&bob.der),
+        &target,
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked.verdict.code, "403.13");
+    let detail = revoked.chain.detail.clone().unwrap();
+    assert!(
+        detail.contains("revoked (CRL") && detail.contains("keyCompromise"),
+        "{detail}"
+    );
+}

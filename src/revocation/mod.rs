@@ -112,6 +112,41 @@ impl Revocation {
         &self.anchors
     }
 
+    /// What [`Self::check`] would consult for `chain`, without fetching anything: per
+    /// certificate, the configured CRL files of its issuer, its CDPs and OCSP responders.
+    pub fn describe(&self, chain: &[CertificateDer<'_>]) -> String {
+        if self.policy.depth == Depth::None {
+            return "revocation.check = \"none\"".into();
+        }
+        let presented: Option<Vec<Link>> = chain.iter().map(|c| Link::parse(c)).collect();
+        let Some(steps) = presented.and_then(|p| chain::path(&p, &self.anchors)) else {
+            return "the chain could not be rebuilt".into();
+        };
+        let count = match self.policy.depth {
+            Depth::EndEntity => 1,
+            _ => steps.len(),
+        };
+        let mut parts = Vec::new();
+        for step in steps.iter().take(count) {
+            let cert = &step.cert;
+            let mut sources: Vec<String> = self
+                .files
+                .iter()
+                .filter(|f| !f.crl.is_delta() && f.crl.issuer == cert.issuer)
+                .map(|f| format!("CRL file {}", f.name))
+                .collect();
+            sources.extend(cert.cdps.iter().map(|u| format!("CRL {u}")));
+            sources.extend(cert.ocsp.iter().map(|u| format!("OCSP {u}")));
+            let who = short_subject(cert);
+            if sources.is_empty() {
+                parts.push(format!("{who}: no source (passes, as in http.sys)"));
+            } else {
+                parts.push(format!("{who}: {}", sources.join(", ")));
+            }
+        }
+        parts.join("; ")
+    }
+
     /// Checks a chain (leaf first) that webpki verified to a configured CA.
     pub async fn check(&self, chain: &[CertificateDer<'_>]) -> Report {
         let report = match self.policy.depth {

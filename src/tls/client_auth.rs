@@ -20,7 +20,7 @@ use rustls::{
 
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
-use crate::revocation::{Revocation, Verdict as RevocationVerdict};
+use crate::revocation::{Report, Revocation, Verdict as RevocationVerdict};
 
 /// Where certificate problems are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,21 +125,14 @@ impl ClientAuth {
         chain: Option<&[CertificateDer<'static>]>,
         verdict: ClientCert,
     ) -> ClientCert {
-        let (ClientCert::Valid(facts), Some(revocation), Some(chain)) =
+        let (ClientCert::Valid(_), Some(revocation), Some(chain)) =
             (&verdict, &self.revocation, chain)
         else {
             return verdict;
         };
         let report = revocation.check(chain).await;
         tracing::debug!(verdict = ?report.verdict, detail = %report.summary(), "revocation checked");
-        match report.verdict {
-            RevocationVerdict::Good => verdict,
-            RevocationVerdict::Revoked | RevocationVerdict::Unknown => ClientCert::Rejected {
-                status: IisStatus::CERT_REVOKED,
-                detail: report.summary(),
-                facts: Some(Arc::clone(facts)),
-            },
-        }
+        apply_revocation(verdict, &report)
     }
 
     /// [`Self::classify`] for a connection's chain right after its handshake. With
@@ -178,6 +171,22 @@ impl ClientAuth {
                 facts,
             },
         }
+    }
+}
+
+/// A [`ClientCert::Valid`] verdict after its revocation `report`: 403.13 when the chain is
+/// revoked or its status unknown (under `unknown_status = "deny"`); anything else unchanged.
+pub fn apply_revocation(verdict: ClientCert, report: &Report) -> ClientCert {
+    match (verdict, report.verdict) {
+        (verdict, RevocationVerdict::Good) => verdict,
+        (ClientCert::Valid(facts), RevocationVerdict::Revoked | RevocationVerdict::Unknown) => {
+            ClientCert::Rejected {
+                status: IisStatus::CERT_REVOKED,
+                detail: report.summary(),
+                facts: Some(facts),
+            }
+        }
+        (other, _) => other,
     }
 }
 

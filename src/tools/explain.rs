@@ -21,7 +21,8 @@ use crate::mapping::many_to_one::MappingTrace;
 use crate::mapping::{Mapper, MappingOutcome};
 use crate::proxy::authn::{Decision, authenticate};
 use crate::proxy::path;
-use crate::tls::client_auth::ClientCert;
+use crate::revocation::Report as RevocationReport;
+use crate::tls::client_auth::{ClientCert, apply_revocation};
 
 /// What to explain: a certificate chain (leaf first) sent to a site and path.
 #[derive(Debug, Clone)]
@@ -183,7 +184,35 @@ pub fn explain(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
-    analyse(runtime, chain, target).map(|(explanation, _)| explanation)
+    analyse(runtime, chain, target, None).map(|(explanation, _)| explanation)
+}
+
+/// [`explain`] with the revocation check the proxy runs after the handshake (fetching CRLs and
+/// OCSP answers as it would, from the same cache and state directory).
+pub async fn explain_with_revocation(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Result<Explanation, ExplainError> {
+    let report = revocation_report(runtime, chain, target).await;
+    analyse(runtime, chain, target, report.as_ref()).map(|(explanation, _)| explanation)
+}
+
+/// The proxy's revocation check for `chain` at the site `target` chooses, when it applies.
+async fn revocation_report(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Option<RevocationReport> {
+    let (site, _) = choose_site(runtime, target).ok()?;
+    let revocation = site.client_auth.revocation()?;
+    match site
+        .client_auth
+        .classify((!chain.is_empty()).then_some(chain))
+    {
+        ClientCert::Valid(_) => Some(revocation.check(chain).await),
+        _ => None,
+    }
 }
 
 /// [`explain`], then runs the directory checks the decision depends on against the configured
@@ -193,7 +222,8 @@ pub async fn explain_with_directory(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
-    let (mut explanation, pending) = analyse(runtime, chain, target)?;
+    let report = revocation_report(runtime, chain, target).await;
+    let (mut explanation, pending) = analyse(runtime, chain, target, report.as_ref())?;
     let (Some(pending), Some(directory)) = (pending, &runtime.directory) else {
         return Ok(explanation);
     };
@@ -263,6 +293,7 @@ fn analyse(
     runtime: &Runtime,
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
+    revocation: Option<&RevocationReport>,
 ) -> Result<(Explanation, Option<Pending>), ExplainError> {
     let (site, chosen_by) = choose_site(runtime, target)?;
     let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
@@ -270,9 +301,22 @@ fn analyse(
         reason,
     })?;
     let scope = site.scope_for(&normalized.canonical);
-    let client_cert = site
+    let mut client_cert = site
         .client_auth
         .classify((!chain.is_empty()).then_some(chain));
+    // Revocation, as the proxy checks it after the handshake; never claimed when not consulted.
+    let revocation_note = match (&client_cert, revocation, site.client_auth.revocation()) {
+        (ClientCert::Valid(_), Some(report), _) => {
+            client_cert = apply_revocation(client_cert, report);
+            format!("revocation: {}", report.summary())
+        }
+        (ClientCert::Valid(_), None, Some(checker)) => format!(
+            "revocation not consulted by this explanation (run without network); the proxy \
+             would check: {}",
+            checker.describe(chain)
+        ),
+        _ => "revocation not checked".into(),
+    };
     let certificate = chain
         .first()
         .and_then(|leaf| CertFacts::parse(leaf).ok())
@@ -300,7 +344,9 @@ fn analyse(
         ClientCert::Valid(_) => ChainCheck {
             outcome: "valid",
             status: None,
-            detail: Some("chains to client_ca, within its validity period, not revoked".into()),
+            detail: Some(format!(
+                "chains to client_ca, within its validity period; {revocation_note}"
+            )),
         },
     };
 
