@@ -12,6 +12,12 @@
 #   bash scripts/test.sh --test proxy
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The revocation tests (tests/revocation.rs) run `openssl ca`/`openssl ocsp` and a Python CRL
+# distribution point.
+if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 \
+        openssl python3 >/dev/null
+fi
 # --lib --bins --tests: there are no doc tests, and an empty doc-test run would be the last
 # line of the output.
 if [ $# -gt 0 ]; then

@@ -57,6 +57,24 @@ async fn code(env: &Env, who: &Issued) -> String {
     env.client(Some(who)).get(env.addr(), "/").await.code()
 }
 
+/// What `explain` says about `who`'s chain at `env` (for assertion messages).
+async fn why(env: &Env, who: &Issued) -> String {
+    let runtime = certgate::config::Runtime::load(
+        &env.config_path(),
+        &certgate::tls::server::ResumptionKeys::default(),
+    )
+    .unwrap();
+    let target = certgate::explain::Target {
+        host: Some("localhost"),
+        site: None,
+        path: "/",
+    };
+    certgate::explain::explain_with_revocation(&runtime, std::slice::from_ref(&who.der), &target)
+        .await
+        .map(|e| format!("{:?}", e.chain.detail))
+        .unwrap_or_else(|e| e.to_string())
+}
+
 struct World {
     pki: Arc<Pki>,
     openssl: OpensslCa,
@@ -440,5 +458,122 @@ async fn explain_says_which_source_decided_and_never_claims_an_unchecked_status(
     assert!(
         detail.contains("revoked (CRL") && detail.contains("keyCompromise"),
         "{detail}"
+    );
+}
+
+/// An AD CS style LDAP distribution point in the Samba AD test DC: a cRLDistributionPoint object
+/// under `CN=CDP,CN=Public Key Services,CN=Services,CN=Configuration,...` holding the CRL, named
+/// by a host-less `ldap:///` URL and read through `[directory]`.
+#[tokio::test]
+async fn ldap_distribution_point_in_active_directory() {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(ldaps), Some(ca), Some(base), Some(admin), Some(admin_pw)) = (
+        var("AD_LDAPS_URL"),
+        var("AD_CA_PEM"),
+        var("AD_BASE_DN"),
+        var("AD_ADMIN_UPN"),
+        var("AD_ADMIN_PASSWORD"),
+    ) else {
+        let hint = "the Samba AD test DC is not running (AD_* variables missing); start it with \
+                    eval \"$(scripts/samba-ad.sh start target/samba-ad)\" or set \
+                    CERTGATE_SKIP_AD_TESTS=1";
+        if var("CERTGATE_SKIP_AD_TESTS").as_deref() == Some("1") {
+            eprintln!("\n!!! SKIPPING LDAP CDP test: {hint}\n");
+            return;
+        }
+        panic!("{hint}");
+    };
+    let w = World::new();
+    let served = tempfile::tempdir().unwrap();
+    let crl_path = served.path().join("ad.crl");
+    w.openssl.crl(
+        &CrlSpec {
+            entries: &[(0xB0B, "keyCompromise")],
+            ..CrlSpec::default()
+        },
+        &crl_path,
+    );
+    let crl = std::fs::read(&crl_path).unwrap();
+
+    // Publish it as AD CS does, as the domain administrator.
+    let raw = certgate::directory::RawDirectory {
+        urls: vec![ldaps.clone()],
+        ca: Some(ca.clone()),
+        bind_dn: "unused".into(),
+        bind_password_env: Some("AD_BIND_PASSWORD".into()),
+        base_dn: base.clone(),
+        ..Default::default()
+    };
+    let settings =
+        certgate::directory::DirectorySettings::from_raw(&raw, Path::new("/"), "directory")
+            .unwrap();
+    let conn = ldap3::LdapConnSettings::new().set_config(settings.tls.clone().unwrap());
+    let (conn, mut ldap) = ldap3::LdapConnAsync::with_settings(conn, &ldaps)
+        .await
+        .unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&admin, &admin_pw)
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let pks = format!("CN=Public Key Services,CN=Services,CN=Configuration,{base}");
+    let host = format!("CN=certgate-test-{},CN=CDP,{pks}", std::process::id());
+    for (dn, class) in [
+        (pks.clone(), "container"),
+        (format!("CN=CDP,{pks}"), "container"),
+        (host.clone(), "container"),
+    ] {
+        let added = ldap
+            .add(&dn, vec![("objectClass", ["top", class].into())])
+            .await
+            .unwrap();
+        assert!(matches!(added.rc, 0 | 68), "{dn}: {added:?}");
+    }
+    let cdp_dn = format!("CN=Example Test CA,{host}");
+    let _ = ldap.delete(&cdp_dn).await;
+    let crl_value: std::collections::HashSet<&[u8]> = [crl.as_slice()].into();
+    let cn_value: std::collections::HashSet<&[u8]> = [b"Example Test CA".as_slice()].into();
+    let class_value: std::collections::HashSet<&[u8]> =
+        [b"top".as_slice(), b"cRLDistributionPoint".as_slice()].into();
+    ldap.add(
+        &cdp_dn,
+        vec![
+            (b"objectClass".as_slice(), class_value),
+            (b"cn".as_slice(), cn_value),
+            (b"certificateRevocationList".as_slice(), crl_value),
+        ],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    ldap.unbind().await.unwrap();
+
+    let url = format!(
+        "ldap:///{}?certificateRevocationList?base?objectClass=cRLDistributionPoint",
+        cdp_dn.replace(' ', "%20")
+    );
+    let alice = client_cert(&w.pki, "alice", 0xA11, std::slice::from_ref(&url), &[]);
+    let bob = client_cert(&w.pki, "bob", 0xB0B, &[url], &[]);
+    let directory = format!(
+        "\n[directory]\nurls = [\"{ldaps}\"]\nca = \"{ca}\"\nbind_dn = \"svc-certgate@example.test\"\n\
+         bind_password_env = \"AD_BIND_PASSWORD\"\nbase_dn = \"{base}\"\ndomain = \"EXAMPLE\"\n\
+         timeout = \"3s\"\n"
+    );
+    let text =
+        config(w.state.path(), "").replacen("\n[[site]]", &format!("{directory}\n[[site]]"), 1);
+    let env = Env::start_with(Arc::clone(&w.pki), &text).await;
+    assert_eq!(
+        code(&env, &alice).await,
+        "200",
+        "{}",
+        why(&env, &alice).await
+    );
+    assert_eq!(
+        code(&env, &bob).await,
+        "403.13",
+        "{}",
+        why(&env, &bob).await
     );
 }

@@ -180,7 +180,7 @@ impl<'a> Loader<'a> {
 
         let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
         self.has_directory = raw.directory.is_some();
-        self.revocation_store = Some(self.revocation_store(raw));
+        self.revocation_store = Some(self.revocation_store(raw, directory.as_ref()));
         if raw.sites.is_empty() {
             self.error(
                 "site",

@@ -8,15 +8,21 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use super::Loader;
 use crate::config::raw::{RawConfig, RawSite};
+use crate::directory::Directory;
 use crate::revocation::cache::Store;
 use crate::revocation::chain::Link;
 use crate::revocation::config::{Legacy, limits, shared_store, site_policy};
 use crate::revocation::crl::Crl;
+use crate::revocation::ldap::LdapSource;
 use crate::revocation::{FileCrl, Revocation};
 
 impl Loader<'_> {
     /// The revocation cache for this configuration (the previous load's, when it is alive).
-    pub(super) fn revocation_store(&mut self, raw: &RawConfig) -> Arc<Store> {
+    pub(super) fn revocation_store(
+        &mut self,
+        raw: &RawConfig,
+        directory: Option<&Directory>,
+    ) -> Arc<Store> {
         let section = raw.revocation.as_ref();
         let limits = match limits(section) {
             Ok(l) => l,
@@ -31,7 +37,15 @@ impl Loader<'_> {
             .and_then(|s| s.state_dir.as_deref())
             .filter(|d| !d.trim().is_empty())
             .map(|d| self.resolve(d));
-        shared_store(limits, state_dir, None, &self.file)
+        // Host-less ldap:/// distribution points are read from [directory]; its URLs and bind
+        // DN (never the password) tell two directory configurations apart.
+        let ldap = directory.zip(raw.directory.as_ref()).map(|(d, settings)| {
+            Arc::new(LdapSource::new(
+                d.clone(),
+                format!("{:?}|{}", settings.urls, settings.bind_dn),
+            ))
+        });
+        shared_store(limits, state_dir, ldap, &self.file)
     }
 
     /// A site's revocation checker: its policy, its CA certificates and its CRL files.
