@@ -243,31 +243,10 @@ impl Revocation {
         let cert = &step.cert;
 
         // 1. Configured CRL files of this issuer.
-        let mut file_applied = false;
-        for file in self.files.iter().filter(|f| {
-            !f.crl.is_delta() && f.crl.issuer == cert.issuer && f.crl.covers(cert.is_ca, &cert.cdps)
-        }) {
-            file_applied = true;
-            if !keys.iter().any(|k| file.crl.verify(k).is_ok()) {
-                problems.push(format!("CRL file {}: signature does not verify", file.name));
-                continue;
-            }
-            if file.crl.expired(now) && !self.policy.allow_expired_files {
-                problems.push(format!("CRL file {} is past its nextUpdate", file.name));
-                continue;
-            }
-            let delta = self.files.iter().find(|d| {
-                d.crl.is_delta()
-                    && file.crl.accepts_delta(&d.crl)
-                    && keys.iter().any(|k| d.crl.verify(k).is_ok())
-                    && (!d.crl.expired(now) || self.policy.allow_expired_files)
-            });
-            let how = format!("CRL file {}{}", file.name, validity(&file.crl, now));
-            return match crl::lookup(&file.crl, delta.map(|d| &*d.crl), &cert.serial) {
-                Some(entry) => Status::Revoked(format!("{how}: {}", describe(entry))),
-                None => Status::Good(how),
-            };
-        }
+        let file_applied = match self.file_status(cert, &keys, now, &mut problems) {
+            Some(decided) => return decided,
+            None => !problems.is_empty(),
+        };
 
         // 2. CRL Distribution Points.
         let want = Want {
@@ -343,6 +322,101 @@ impl Revocation {
         } else {
             Status::Unknown(problems.join("; "))
         }
+    }
+}
+
+impl Revocation {
+    /// The configured CRL files' answer for `cert`: `Some` when one decides, `None` otherwise
+    /// (problems with applicable files are pushed to `problems`).
+    fn file_status(
+        &self,
+        cert: &Link,
+        keys: &[Vec<u8>],
+        now: i64,
+        problems: &mut Vec<String>,
+    ) -> Option<Status> {
+        for file in self.files.iter().filter(|f| {
+            !f.crl.is_delta() && f.crl.issuer == cert.issuer && f.crl.covers(cert.is_ca, &cert.cdps)
+        }) {
+            if !keys.iter().any(|k| file.crl.verify(k).is_ok()) {
+                problems.push(format!("CRL file {}: signature does not verify", file.name));
+                continue;
+            }
+            if file.crl.expired(now) && !self.policy.allow_expired_files {
+                problems.push(format!("CRL file {} is past its nextUpdate", file.name));
+                continue;
+            }
+            let delta = self.files.iter().find(|d| {
+                d.crl.is_delta()
+                    && file.crl.accepts_delta(&d.crl)
+                    && keys.iter().any(|k| d.crl.verify(k).is_ok())
+                    && (!d.crl.expired(now) || self.policy.allow_expired_files)
+            });
+            let how = format!("CRL file {}{}", file.name, validity(&file.crl, now));
+            return Some(
+                match crl::lookup(&file.crl, delta.map(|d| &*d.crl), &cert.serial) {
+                    Some(entry) => Status::Revoked(format!("{how}: {}", describe(entry))),
+                    None => Status::Good(how),
+                },
+            );
+        }
+        None
+    }
+
+    /// [`Self::check`] from local sources only (configured CRL files; nothing is fetched or
+    /// read from the cache): `None` when a certificate needs a distribution point or responder,
+    /// so the answer would depend on the network (`certgate explain` without it says so).
+    pub fn check_local(&self, chain: &[CertificateDer<'_>]) -> Option<Report> {
+        if self.policy.depth == Depth::None {
+            return Some(Report {
+                verdict: Verdict::Good,
+                lines: vec!["revocation not checked (revocation.check = \"none\")".into()],
+            });
+        }
+        let presented: Option<Vec<Link>> = chain.iter().map(|c| Link::parse(c)).collect();
+        let steps = presented.and_then(|p| chain::path(&p, &self.anchors))?;
+        let count = match self.policy.depth {
+            Depth::EndEntity => 1,
+            _ => steps.len(),
+        };
+        let now = unix_now();
+        let mut lines = Vec::new();
+        let mut unknown = false;
+        for step in steps.iter().take(count) {
+            let keys = chain::issuer_keys(step, &self.anchors);
+            let who = short_subject(&step.cert);
+            let mut problems = Vec::new();
+            match self.file_status(&step.cert, &keys, now, &mut problems) {
+                Some(Status::Revoked(how)) => {
+                    lines.push(format!("{who}: revoked ({how})"));
+                    return Some(Report {
+                        verdict: Verdict::Revoked,
+                        lines,
+                    });
+                }
+                Some(Status::Good(how)) => lines.push(format!("{who}: not revoked ({how})")),
+                _ if step.cert.names_a_source() => return None,
+                _ if problems.is_empty() => lines.push(format!(
+                    "{who}: names no CRL distribution point or OCSP responder and no configured \
+                     CRL covers it: passes, as in http.sys"
+                )),
+                _ => {
+                    unknown = true;
+                    lines.push(format!(
+                        "{who}: revocation status unknown ({})",
+                        problems.join("; ")
+                    ));
+                }
+            }
+        }
+        Some(if unknown {
+            self.unknown(lines)
+        } else {
+            Report {
+                verdict: Verdict::Good,
+                lines,
+            }
+        })
     }
 }
 
