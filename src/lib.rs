@@ -27,6 +27,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod proxy;
 pub mod reload_history;
+pub mod revocation;
 pub mod secret;
 pub mod server;
 pub mod state;

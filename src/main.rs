@@ -308,7 +308,7 @@ async fn explain(
     let explanation = if query_directory {
         certgate::explain::explain_with_directory(&runtime, &chain, target).await?
     } else {
-        certgate::explain::explain(&runtime, &chain, target)?
+        certgate::explain::explain_with_revocation(&runtime, &chain, target).await?
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&explanation)?);

@@ -275,6 +275,16 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             Ok(Ok(accepted)) => accepted,
         },
     };
+    // Revocation after the handshake deadline: it may wait for a CRL or OCSP fetch, bounded by
+    // the site's url_retrieval_timeout rather than the handshake timeout.
+    let mut accepted = accepted;
+    let verdict = std::mem::replace(&mut accepted.client_cert, ClientCert::Absent);
+    let chain = accepted.stream.get_ref().1.peer_certificates();
+    accepted.client_cert = accepted
+        .site
+        .client_auth
+        .check_revocation(chain, verdict)
+        .await;
     let _active = ActiveConnection::open();
     let site = accepted.site.name.clone();
     metrics::counter!(m::TLS_HANDSHAKES, "site" => site.clone(), "outcome" => "ok",

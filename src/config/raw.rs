@@ -29,6 +29,9 @@ pub struct RawConfig {
     /// IIS `<siteDefaults><logFile>`: W3C logging every site inherits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<crate::w3c::RawLogFile>,
+    /// Revocation fetching: limits and the state directory (see README "Revocation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<crate::revocation::config::RawRevocation>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -145,6 +148,9 @@ pub struct RawSite {
     /// Accept CRLs past their nextUpdate. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_expired_crl: Option<bool>,
+    /// Revocation checking as http.sys does it (see README "Revocation").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<crate::revocation::config::RawSiteRevocation>,
     /// IIS `access@sslFlags`: `"Ssl"`, `"Ssl, SslNegotiateCert"`, `"Ssl, SslNegotiateCert,
     /// SslRequireCert"`. Default `"Ssl"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -431,6 +431,33 @@ impl Directory {
         })
     }
 
+    /// The first value of one of `attrs` on the object `dn`, read as the service account: the
+    /// CRLs AD Certificate Services publishes under `CN=CDP,CN=Public Key Services,...`
+    /// (`ldap:///` distribution points, see [`crate::revocation::ldap`]). `Ok(None)`: the
+    /// object or the attribute does not exist.
+    pub async fn read_attribute(
+        &self,
+        dn: &str,
+        attrs: &[&str],
+    ) -> Result<Option<Vec<u8>>, DirectoryError> {
+        let found = self
+            .inner
+            .ops
+            .search(dn, ldap3::Scope::Base, "(objectClass=*)", attrs, 1)
+            .await
+            .map_err(|e| DirectoryError::Unreachable(e.to_string()))?;
+        Ok(found.entries.first().and_then(|entry| {
+            attrs.iter().find_map(|name| {
+                let bare = name.split(';').next().unwrap_or(name);
+                entry
+                    .values(name)
+                    .chain(entry.values(bare))
+                    .next()
+                    .map(<[u8]>::to_vec)
+            })
+        }))
+    }
+
     /// Runs the checks `verification` asks for. `password` is the mapping's password; it is
     /// only used (and required) for [`VerifyMode::Credentials`].
     pub async fn verify(

@@ -20,17 +20,7 @@ use rustls::{
 
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
-
-/// Revocation settings of a site, straight from config.
-#[derive(Debug, Clone, Default)]
-pub struct RevocationPolicy {
-    /// Check only the end-entity certificate instead of the whole chain.
-    pub end_entity_only: bool,
-    /// Treat "no CRL covers this certificate" as good.
-    pub allow_unknown_status: bool,
-    /// Accept CRLs past their nextUpdate.
-    pub allow_expired_crl: bool,
-}
+use crate::revocation::{Report, Revocation, Verdict as RevocationVerdict};
 
 /// Where certificate problems are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +71,7 @@ pub struct ClientAuth {
     offer: bool,
     mandatory: bool,
     reporting: ErrorReporting,
+    revocation: Option<Arc<Revocation>>,
 }
 
 impl ClientAuth {
@@ -92,6 +83,7 @@ impl ClientAuth {
             offer: false,
             mandatory: false,
             reporting: ErrorReporting::Http,
+            revocation: None,
         }
     }
 
@@ -99,33 +91,48 @@ impl ClientAuth {
     /// [`ErrorReporting::Tls`]; with HTTP reporting a missing certificate becomes 403.7.
     pub fn new(
         roots: RootCertStore,
-        crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
-        revocation: &RevocationPolicy,
+        revocation: Option<Arc<Revocation>>,
         reporting: ErrorReporting,
         mandatory: bool,
     ) -> Result<Self, VerifierBuilderError> {
         let provider = super::provider();
-        let mut builder =
+        // Revocation is not webpki's job here: it is checked after the handshake by
+        // [`crate::revocation`], which can fetch, cache and explain.
+        let webpki =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-                .with_crls(crls)
-                .allow_unauthenticated();
-        if revocation.end_entity_only {
-            builder = builder.only_check_end_entity_revocation();
-        }
-        if revocation.allow_unknown_status {
-            builder = builder.allow_unknown_revocation_status();
-        }
-        if !revocation.allow_expired_crl {
-            builder = builder.enforce_revocation_expiration();
-        }
-        let webpki = builder.build()?;
+                .allow_unauthenticated()
+                .build()?;
         Ok(Self {
             webpki: Some(webpki),
             signatures: provider.signature_verification_algorithms,
             offer: true,
             mandatory: mandatory && reporting == ErrorReporting::Tls,
             reporting,
+            revocation,
         })
+    }
+
+    /// The site's revocation checker, when client certificates are requested.
+    pub fn revocation(&self) -> Option<&Arc<Revocation>> {
+        self.revocation.as_ref()
+    }
+
+    /// Checks the revocation status of a chain whose `verdict` is [`ClientCert::Valid`]; a
+    /// revoked chain, or one whose status cannot be determined under `unknown_status = "deny"`,
+    /// becomes 403.13. Other verdicts pass through unchanged.
+    pub async fn check_revocation(
+        &self,
+        chain: Option<&[CertificateDer<'static>]>,
+        verdict: ClientCert,
+    ) -> ClientCert {
+        let (ClientCert::Valid(_), Some(revocation), Some(chain)) =
+            (&verdict, &self.revocation, chain)
+        else {
+            return verdict;
+        };
+        let report = revocation.check(chain).await;
+        tracing::debug!(verdict = ?report.verdict, detail = %report.summary(), "revocation checked");
+        apply_revocation(verdict, &report)
     }
 
     /// [`Self::classify`] for a connection's chain right after its handshake. With
@@ -164,6 +171,22 @@ impl ClientAuth {
                 facts,
             },
         }
+    }
+}
+
+/// A [`ClientCert::Valid`] verdict after its revocation `report`: 403.13 when the chain is
+/// revoked or its status unknown (under `unknown_status = "deny"`); anything else unchanged.
+pub fn apply_revocation(verdict: ClientCert, report: &Report) -> ClientCert {
+    match (verdict, report.verdict) {
+        (verdict, RevocationVerdict::Good) => verdict,
+        (ClientCert::Valid(facts), RevocationVerdict::Revoked | RevocationVerdict::Unknown) => {
+            ClientCert::Rejected {
+                status: IisStatus::CERT_REVOKED,
+                detail: report.summary(),
+                facts: Some(facts),
+            }
+        }
+        (other, _) => other,
     }
 }
 

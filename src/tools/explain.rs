@@ -20,7 +20,8 @@ use crate::identity::CertFacts;
 use crate::mapping::many_to_one::MappingTrace;
 use crate::mapping::{Mapper, MappingOutcome};
 use crate::proxy::path;
-use crate::tls::client_auth::ClientCert;
+use crate::revocation::Report as RevocationReport;
+use crate::tls::client_auth::{ClientCert, apply_revocation};
 
 /// What to explain: a certificate chain (leaf first) sent to a site and path.
 #[derive(Debug, Clone)]
@@ -172,10 +173,63 @@ pub fn explain(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
-    // Without the directory the decision never waits, so one poll completes it.
-    analyse(runtime, chain, target, DirectoryAccess::Describe)
-        .now_or_never()
-        .unwrap_or(Err(ExplainError::WouldWait))
+    // Without the directory the decision never waits, so one poll completes it. Revocation
+    // from local sources only (configured CRL files): nothing is fetched.
+    let report = choose_site(runtime, target).ok().and_then(|(site, _)| {
+        let revocation = site.client_auth.revocation()?;
+        match site
+            .client_auth
+            .classify((!chain.is_empty()).then_some(chain))
+        {
+            ClientCert::Valid(_) => revocation.check_local(chain),
+            _ => None,
+        }
+    });
+    analyse(
+        runtime,
+        chain,
+        target,
+        DirectoryAccess::Describe,
+        report.as_ref(),
+    )
+    .now_or_never()
+    .unwrap_or(Err(ExplainError::WouldWait))
+}
+
+/// [`explain`] with the revocation check the proxy runs after the handshake (fetching CRLs and
+/// OCSP answers as it would, from the same cache and state directory); the directory checks
+/// are described, not run.
+pub async fn explain_with_revocation(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Result<Explanation, ExplainError> {
+    let report = revocation_report(runtime, chain, target).await;
+    analyse(
+        runtime,
+        chain,
+        target,
+        DirectoryAccess::Describe,
+        report.as_ref(),
+    )
+    .await
+}
+
+/// The proxy's revocation check for `chain` at the site `target` chooses, when it applies.
+async fn revocation_report(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Option<RevocationReport> {
+    let (site, _) = choose_site(runtime, target).ok()?;
+    let revocation = site.client_auth.revocation()?;
+    match site
+        .client_auth
+        .classify((!chain.is_empty()).then_some(chain))
+    {
+        ClientCert::Valid(_) => Some(revocation.check(chain).await),
+        _ => None,
+    }
 }
 
 /// [`explain`], then runs the directory checks the decision depends on against the configured
@@ -185,11 +239,12 @@ pub async fn explain_with_directory(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
+    let report = revocation_report(runtime, chain, target).await;
     let access = match &runtime.directory {
         Some(directory) => DirectoryAccess::Query(Some(directory)),
         None => DirectoryAccess::Describe,
     };
-    analyse(runtime, chain, target, access).await
+    analyse(runtime, chain, target, access, report.as_ref()).await
 }
 
 /// Runs [`decide`] as the proxy does, recording its steps, and renders the result.
@@ -198,6 +253,7 @@ async fn analyse(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
     access: DirectoryAccess<'_>,
+    revocation: Option<&RevocationReport>,
 ) -> Result<Explanation, ExplainError> {
     let (site, chosen_by) = choose_site(runtime, target)?;
     let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
@@ -205,9 +261,22 @@ async fn analyse(
         reason,
     })?;
     let scope = site.scope_for(&normalized.canonical);
-    let client_cert = site
+    let mut client_cert = site
         .client_auth
         .classify((!chain.is_empty()).then_some(chain));
+    // Revocation, as the proxy checks it after the handshake; never claimed when not consulted.
+    let revocation_note = match (&client_cert, revocation, site.client_auth.revocation()) {
+        (ClientCert::Valid(_), Some(report), _) => {
+            client_cert = apply_revocation(client_cert, report);
+            format!("revocation: {}", report.summary())
+        }
+        (ClientCert::Valid(_), None, Some(checker)) => format!(
+            "revocation not consulted by this explanation (it would need the network); the \
+             proxy would check: {}",
+            checker.describe(chain)
+        ),
+        _ => "revocation not checked".into(),
+    };
     let certificate = chain
         .first()
         .and_then(|leaf| CertFacts::parse(leaf).ok())
@@ -235,13 +304,15 @@ async fn analyse(
         ClientCert::Valid(_) => ChainCheck {
             outcome: "valid",
             status: None,
-            detail: Some("chains to client_ca, within its validity period, not revoked".into()),
+            detail: Some(format!(
+                "chains to client_ca, within its validity period; {revocation_note}"
+            )),
         },
     };
 
     let mut mapper_check = None;
     let mut steps = Vec::new();
-    let decided = decide(
+    let mut decided = decide(
         scope,
         &client_cert,
         |facts| {
@@ -253,6 +324,11 @@ async fn analyse(
         &mut steps,
     )
     .await;
+    // The decision starts from the connection's verdict, revocation included; carry what the
+    // check consulted with it.
+    decided.revocation = revocation.map(|report| decision::RevocationNote {
+        sources: report.lines.clone(),
+    });
     let verdict = render_verdict(&decided);
     let directory_answer = steps.iter().find_map(|step| match step {
         Step::Directory { answer, .. } => Some(answer.clone()),

@@ -47,6 +47,10 @@ pub struct ClientSpec {
     pub upn: Option<String>,
     /// SAN rfc822Name.
     pub email: Option<String>,
+    /// CRL Distribution Point URIs.
+    pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URIs (Authority Information Access).
+    pub ocsp_responders: Vec<String>,
 }
 
 impl ClientSpec {
@@ -62,6 +66,8 @@ impl ClientSpec {
             client_auth: true,
             upn: None,
             email: None,
+            crl_distribution_points: Vec::new(),
+            ocsp_responders: Vec::new(),
         }
     }
 }
@@ -101,6 +107,57 @@ impl Authority {
             params,
             key,
         })
+    }
+
+    /// The CA's private key, PKCS#8 PEM (for tools such as `openssl ca` in tests).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// An intermediate CA issued by this one, naming the given revocation sources.
+    pub fn intermediate(
+        &self,
+        common_name: &str,
+        crl_distribution_points: &[String],
+        ocsp_responders: &[String],
+    ) -> Result<Self, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "certgate test PKI");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+        params.not_after = OffsetDateTime::now_utc() + Duration::days(365);
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        revocation_sources(&mut params, crl_distribution_points, ocsp_responders);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer())?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            der: cert.der().clone(),
+            params,
+            key,
+        })
+    }
+
+    /// A delegated OCSP responder certificate (id-kp-OCSPSigning) issued by this CA.
+    pub fn ocsp_signer(&self, common_name: &str) -> Result<Issued, rcgen::Error> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+        params.not_after = OffsetDateTime::now_utc() + Duration::days(30);
+        self.sign(params)
     }
 
     fn issuer(&self) -> Issuer<'_, &KeyPair> {
@@ -160,6 +217,11 @@ impl Authority {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         // ExplicitNoCa makes rcgen write basicConstraints and the subject key identifier.
         params.is_ca = IsCa::ExplicitNoCa;
+        revocation_sources(
+            &mut params,
+            &spec.crl_distribution_points,
+            &spec.ocsp_responders,
+        );
         params.serial_number = spec.serial.map(SerialNumber::from);
         params.not_before = OffsetDateTime::now_utc() + Duration::days(spec.not_before_days);
         params.not_after = OffsetDateTime::now_utc() + Duration::days(spec.not_after_days);
@@ -199,4 +261,35 @@ impl Authority {
         };
         params.signed_by(&self.issuer())?.pem()
     }
+}
+
+/// Adds CRL Distribution Points and an Authority Information Access extension with OCSP
+/// responders (rcgen has no AIA support, so its DER is written here).
+fn revocation_sources(params: &mut CertificateParams, cdps: &[String], ocsp: &[String]) {
+    if !cdps.is_empty() {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: cdps.to_vec(),
+        }];
+    }
+    if !ocsp.is_empty() {
+        // AccessDescription ::= SEQUENCE { id-ad-ocsp, uniformResourceIdentifier [6] }
+        const ID_AD_OCSP: &[u8] = &[0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+        let mut descriptions = Vec::new();
+        for url in ocsp {
+            let mut body = ID_AD_OCSP.to_vec();
+            body.extend(der_tlv(0x86, url.as_bytes()));
+            descriptions.extend(der_tlv(0x30, &body));
+        }
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                der_tlv(0x30, &descriptions),
+            ));
+    }
+}
+
+/// One DER TLV with a definite length.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    crate::revocation::der::write(tag, content)
 }

@@ -30,6 +30,7 @@ mod directory;
 mod http_errors;
 mod location;
 mod mapping;
+mod revocation;
 mod secrets;
 mod server;
 mod site;
@@ -65,6 +66,8 @@ pub(super) struct Loader<'a> {
     unresolved_passwords: HashMap<usize, (Arc<MappedUser>, String, String)>,
     /// `[log_file]`, which every site's `log_file` inherits.
     log_defaults: Option<crate::w3c::RawLogFile>,
+    /// The revocation cache every site of this configuration shares.
+    revocation_store: Option<Arc<crate::revocation::cache::Store>>,
 }
 
 impl<'a> Loader<'a> {
@@ -83,6 +86,7 @@ impl<'a> Loader<'a> {
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
             log_defaults: None,
+            revocation_store: None,
         }
     }
 
@@ -171,6 +175,7 @@ impl<'a> Loader<'a> {
         let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
         self.has_directory = raw.directory.is_some();
         self.log_defaults = raw.log_file.clone();
+        self.revocation_store = Some(self.revocation_store(raw, directory.as_ref()));
         if raw.sites.is_empty() {
             self.error(
                 "site",

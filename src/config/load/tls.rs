@@ -1,4 +1,5 @@
-//! A site's client-certificate verifier: trust anchors, CRLs and the revocation policy.
+//! A site's client-certificate verifier: trust anchors, and the revocation checker built from
+//! its CRL files and `[site.revocation]` (see `revocation.rs`).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use rustls::pki_types::CertificateRevocationListDer;
 
 use crate::config::raw::RawSite;
 use crate::config::{CertificateExpiry, Scope};
-use crate::tls::client_auth::{ClientAuth, ErrorReporting, RevocationPolicy};
+use crate::tls::client_auth::{ClientAuth, ErrorReporting};
 
 use super::{Loader, not_after, subject};
 
@@ -50,6 +51,7 @@ impl Loader<'_> {
         }
         let errors_before = self.errors.len();
         let mut roots = RootCertStore::empty();
+        let mut roots_der = Vec::new();
         for (j, file) in raw.client_ca.iter().enumerate() {
             let ckey = format!("{key}.client_ca[{j}]");
             let Some(path) = self.file_value(&ckey, file) else {
@@ -63,6 +65,7 @@ impl Loader<'_> {
                     expiry
                         .client_ca_subjects
                         .extend(certs.iter().map(|c| subject(c)));
+                    roots_der.extend(certs.iter().cloned());
                     let (_, ignored) = roots.add_parsable_certificates(certs);
                     if ignored > 0 {
                         self.error(
@@ -74,38 +77,23 @@ impl Loader<'_> {
                 Err(e) => self.error(ckey, e.to_string()),
             }
         }
-        let mut crls: Vec<CertificateRevocationListDer<'static>> = Vec::new();
+        let mut crls: Vec<(String, CertificateRevocationListDer<'static>)> = Vec::new();
         for (j, file) in raw.crl.iter().enumerate() {
             let ckey = format!("{key}.crl[{j}]");
             let Some(path) = self.file_value(&ckey, file) else {
                 continue;
             };
             match crate::tls::load_crls(&path) {
-                Ok(mut list) => crls.append(&mut list),
+                Ok(list) => crls.extend(list.into_iter().map(|c| (file.clone(), c))),
                 Err(e) => self.error(ckey, e.to_string()),
             }
         }
-        let end_entity_only = match raw.crl_check.as_deref() {
-            None | Some("chain") => false,
-            Some("end_entity") => true,
-            Some(other) => {
-                self.error(
-                    format!("{key}.crl_check"),
-                    format!("`{other}` is not one of \"chain\", \"end_entity\""),
-                );
-                false
-            }
-        };
-        let policy = RevocationPolicy {
-            end_entity_only,
-            allow_unknown_status: raw.allow_unknown_revocation_status.unwrap_or(false),
-            allow_expired_crl: raw.allow_expired_crl.unwrap_or(false),
-        };
+        let revocation = self.revocation(key, raw, &roots_der, crls);
         if self.errors.len() != errors_before {
             return None;
         }
         let mandatory = scopes.iter().all(|s| s.ssl_flags.require_cert);
-        match ClientAuth::new(roots, crls, &policy, reporting, mandatory) {
+        match ClientAuth::new(roots, revocation, reporting, mandatory) {
             Ok(auth) => Some(Arc::new(auth)),
             Err(e) => {
                 let which = if matches!(e, rustls::server::VerifierBuilderError::InvalidCrl(_)) {

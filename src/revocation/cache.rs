@@ -1,0 +1,366 @@
+//! The revocation cache: one slot per URL, shared by every handshake, filled by at most one fetch
+//! at a time, refreshed in the background before it expires, and persisted so a restart does not
+//! depend on the distribution point being up.
+//!
+//! A handshake never waits for a fetch that another handshake started longer than its own
+//! retrieval timeout, and a fetch that outlives its waiters still completes and fills the slot.
+//! A failed refresh leaves the last good CRL in place; it keeps serving until its nextUpdate.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+
+use super::crl::{Crl, sha256};
+use super::fetch::{self, Limits};
+use super::metrics;
+
+/// Where a cached CRL came from, for `explain` and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Downloaded by this process.
+    Fetched,
+    /// Read back from the state directory.
+    Persisted,
+}
+
+/// A CRL in the cache.
+#[derive(Debug)]
+pub struct CachedCrl {
+    /// The CRL.
+    pub crl: Arc<Crl>,
+    /// When it was obtained (Unix seconds).
+    pub obtained: i64,
+    /// How.
+    pub origin: Origin,
+}
+
+/// One URL's slot: the current value and the single in-flight fetch.
+pub struct Slot<T> {
+    current: ArcSwapOption<T>,
+    fetching: AtomicBool,
+    done: watch::Sender<u64>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl<T: Send + Sync + 'static> Default for Slot<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Send + Sync + 'static> Slot<T> {
+    /// An empty slot.
+    pub fn new() -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            fetching: AtomicBool::new(false),
+            done: watch::channel(0).0,
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// The current value.
+    pub fn current(&self) -> Option<Arc<T>> {
+        self.current.load_full()
+    }
+
+    /// Replaces the current value.
+    pub fn store(&self, value: Arc<T>) {
+        self.current.store(Some(value));
+    }
+
+    /// The last fetch error, if the last fetch failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Starts `job` unless a fetch is already running, then waits up to `wait` for the running
+    /// fetch (none: do not wait). The job runs on its own task, so it completes even if every
+    /// waiter gave up.
+    pub async fn refresh<Fut>(self: &Arc<Self>, wait: Option<Duration>, job: impl FnOnce() -> Fut)
+    where
+        Fut: Future<Output = Result<Arc<T>, String>> + Send + 'static,
+    {
+        let mut done = self.done.subscribe();
+        if !self.fetching.swap(true, Ordering::AcqRel) {
+            let slot = Arc::clone(self);
+            let fut = job();
+            tokio::spawn(async move {
+                let result = fut.await;
+                if let Ok(mut last) = slot.last_error.lock() {
+                    *last = result.as_ref().err().cloned();
+                }
+                if let Ok(value) = result {
+                    slot.current.store(Some(value));
+                }
+                slot.fetching.store(false, Ordering::Release);
+                slot.done.send_modify(|n| *n = n.wrapping_add(1));
+            });
+        }
+        if let Some(wait) = wait {
+            let _ = tokio::time::timeout(wait, done.changed()).await;
+        }
+    }
+}
+
+/// What a caller needs from a CRL URL.
+#[derive(Debug, Clone)]
+pub struct Want {
+    /// The issuing CA's name (DER): the CRL must be issued by it.
+    pub issuer: Vec<u8>,
+    /// SPKIs of that CA (several after a renewal); the CRL must verify with one.
+    pub keys: Arc<Vec<Vec<u8>>>,
+    /// `freshness_time`: a CRL older than this (since thisUpdate) is refetched; zero: never.
+    pub freshness: Duration,
+    /// How long a handshake waits for a fetch.
+    pub timeout: Duration,
+    /// Never fetch; use only what is cached or persisted.
+    pub cached_only: bool,
+    /// Bounded metrics label for the issuer.
+    pub label: Arc<str>,
+}
+
+/// An OCSP cache key: responder URL and DER CertID.
+pub(crate) type OcspKey = (String, Vec<u8>);
+
+/// The process's revocation cache for one configuration (kept across reloads of it).
+pub struct Store {
+    limits: Limits,
+    state_dir: Option<PathBuf>,
+    ldap: Option<Arc<super::ldap::LdapSource>>,
+    crls: Mutex<HashMap<String, Arc<Slot<CachedCrl>>>>,
+    /// OCSP responses, by responder URL and CertID.
+    pub(crate) ocsp: Mutex<HashMap<OcspKey, Arc<Slot<super::ocsp::CachedOcsp>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("limits", &self.limits)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Now, Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// A cache with these limits, persisting under `state_dir` when given.
+    pub fn new(
+        limits: Limits,
+        state_dir: Option<PathBuf>,
+        ldap: Option<Arc<super::ldap::LdapSource>>,
+    ) -> Self {
+        Self {
+            limits,
+            state_dir,
+            ldap,
+            crls: Mutex::new(HashMap::new()),
+            ocsp: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The fetch limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn slot(&self, url: &str) -> Arc<Slot<CachedCrl>> {
+        let Ok(mut map) = self.crls.lock() else {
+            return Arc::new(Slot::new());
+        };
+        Arc::clone(
+            map.entry(url.to_owned())
+                .or_insert_with(|| Arc::new(Slot::new())),
+        )
+    }
+
+    /// Fetches `url` as a CRL document (http or ldap), bounded.
+    pub async fn fetch_document(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, fetch::FetchError> {
+        fetch::permitted(url, &self.limits)?;
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("ldap://") || lower.starts_with("ldaps://") {
+            super::ldap::fetch(self.ldap.as_deref(), url, &self.limits, timeout).await
+        } else {
+            fetch::http(url, None, &self.limits, timeout).await
+        }
+    }
+
+    /// A usable CRL from `url` for `want`: cached, persisted, or fetched within the timeout.
+    pub async fn crl(self: &Arc<Self>, url: &str, want: &Want) -> Result<Arc<CachedCrl>, String> {
+        let slot = self.slot(url);
+        let now = unix_now();
+        let usable = |c: &CachedCrl| -> Result<(), String> {
+            if c.crl.issuer != want.issuer {
+                return Err(super::crl::CrlError::WrongIssuer.to_string());
+            }
+            if c.crl.expired(unix_now()) {
+                return Err(format!("CRL from {url} is past its nextUpdate"));
+            }
+            if !want.keys.iter().any(|k| c.crl.verify(k).is_ok()) {
+                return Err(super::crl::CrlError::Signature.to_string());
+            }
+            Ok(())
+        };
+        let current = match slot.current() {
+            Some(c) => Some(c),
+            None => self
+                .persisted(url, want)
+                .await
+                .inspect(|c| slot.store(Arc::clone(c))),
+        };
+        if let Some(c) = current.filter(|c| usable(c).is_ok()) {
+            let stale = !want.freshness.is_zero()
+                && now.saturating_sub(c.crl.this_update)
+                    > i64::try_from(want.freshness.as_secs()).unwrap_or(i64::MAX);
+            if want.cached_only {
+                return Ok(c);
+            }
+            if stale {
+                slot.refresh(Some(want.timeout), || self.job(url, want))
+                    .await;
+                return Ok(slot.current().filter(|n| usable(n).is_ok()).unwrap_or(c));
+            }
+            if refresh_due(&c.crl, now) || c.origin == Origin::Persisted {
+                slot.refresh(None, || self.job(url, want)).await;
+            }
+            return Ok(c);
+        }
+        if want.cached_only {
+            return Err(format!(
+                "no usable cached CRL from {url} (cached_only = true)"
+            ));
+        }
+        slot.refresh(Some(want.timeout), || self.job(url, want))
+            .await;
+        match slot.current() {
+            Some(c) => usable(&c).map(|()| c).map_err(|e| {
+                slot.last_error()
+                    .map_or(e.clone(), |fetch| format!("{fetch}; cached: {e}"))
+            }),
+            None => Err(slot
+                .last_error()
+                .unwrap_or_else(|| format!("{url}: no answer within {:?}", want.timeout))),
+        }
+    }
+
+    /// The fetch job for `url`: download, parse off the async workers, verify, persist.
+    fn job(
+        self: &Arc<Self>,
+        url: &str,
+        want: &Want,
+    ) -> impl Future<Output = Result<Arc<CachedCrl>, String>> + Send + 'static {
+        let store = Arc::clone(self);
+        let url = url.to_owned();
+        let want = want.clone();
+        async move {
+            let result = store.fetch_crl(&url, &want).await;
+            match &result {
+                Ok(c) => metrics::crl_fetched(&want.label, &c.crl),
+                Err(_) => metrics::fetch_failed(&want.label, "crl"),
+            }
+            if let Err(e) = &result {
+                tracing::warn!(url = %url, error = %e, "CRL fetch failed");
+            }
+            result
+        }
+    }
+
+    async fn fetch_crl(&self, url: &str, want: &Want) -> Result<Arc<CachedCrl>, String> {
+        let body = self
+            .fetch_document(url, want.timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let keys = Arc::clone(&want.keys);
+        let crl = tokio::task::spawn_blocking(move || -> Result<Crl, String> {
+            let crl = Crl::parse(&body).map_err(|e| e.to_string())?;
+            if !keys.iter().any(|k| crl.verify(k).is_ok()) {
+                return Err(super::crl::CrlError::Signature.to_string());
+            }
+            Ok(crl)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{url}: {e}"))?;
+        if crl.issuer != want.issuer {
+            return Err(format!("{url}: {}", super::crl::CrlError::WrongIssuer));
+        }
+        if crl.expired(unix_now()) {
+            return Err(format!("{url}: the served CRL is past its nextUpdate"));
+        }
+        let crl = Arc::new(crl);
+        if let Some(path) = self.state_path(url) {
+            let data = Arc::clone(&crl);
+            let _ = tokio::task::spawn_blocking(move || persist(&path, data.der())).await;
+        }
+        Ok(Arc::new(CachedCrl {
+            crl,
+            obtained: unix_now(),
+            origin: Origin::Fetched,
+        }))
+    }
+
+    fn state_path(&self, url: &str) -> Option<PathBuf> {
+        let dir = self.state_dir.as_ref()?;
+        let name: String = sha256(url.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Some(dir.join(format!("crl-{name}.der")))
+    }
+
+    /// The CRL persisted for `url`, if it is there, parses, and is issued for `want`.
+    async fn persisted(&self, url: &str, want: &Want) -> Option<Arc<CachedCrl>> {
+        let path = self.state_path(url)?;
+        let keys = Arc::clone(&want.keys);
+        let crl = tokio::task::spawn_blocking(move || {
+            let data = std::fs::read(&path).ok()?;
+            let crl = Crl::parse(&data).ok()?;
+            keys.iter().any(|k| crl.verify(k).is_ok()).then_some(crl)
+        })
+        .await
+        .ok()??;
+        (crl.issuer == want.issuer).then(|| {
+            Arc::new(CachedCrl {
+                crl: Arc::new(crl),
+                obtained: unix_now(),
+                origin: Origin::Persisted,
+            })
+        })
+    }
+}
+
+/// Whether a CRL is close enough to its nextUpdate to refresh it in the background: the last
+/// tenth of its validity (at least a minute).
+fn refresh_due(crl: &Crl, now: i64) -> bool {
+    let Some(next) = crl.next_update else {
+        return now.saturating_sub(crl.this_update) > 86_400;
+    };
+    let margin = (next.saturating_sub(crl.this_update) / 10).max(60);
+    now >= next.saturating_sub(margin)
+}
+
+/// Writes `data` to `path` atomically (temporary file, then rename).
+fn persist(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,172 @@
+//! The certificates of a verified client chain, as far as revocation needs them: serial, issuer,
+//! keys, and the sources each names (CRL Distribution Points, Freshest CRL, OCSP in the AIA).
+//!
+//! The chain has already been verified to a configured `client_ca` by webpki when this runs; the
+//! path is rebuilt here (leaf, then each issuer by name, disambiguated by key identifier and
+//! signature when a CA was renewed) because webpki does not hand it out.
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+
+use super::crl::{OID_FRESHEST_CRL, distribution_point_uris, normalize_serial};
+
+/// `id-ad-ocsp` (RFC 5280 §4.2.2.1).
+const OID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
+
+/// One certificate, reduced to what revocation checking reads.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The certificate DER.
+    pub der: Vec<u8>,
+    /// Serial number (DER INTEGER contents, leading zeros stripped).
+    pub serial: Vec<u8>,
+    /// Subject name, DER.
+    pub subject: Vec<u8>,
+    /// Issuer name, DER.
+    pub issuer: Vec<u8>,
+    /// Subject name for people (RFC 4514-ish, from x509-parser).
+    pub subject_text: String,
+    /// SubjectPublicKeyInfo, DER.
+    pub spki: Vec<u8>,
+    /// The subjectPublicKey BIT STRING contents (hashed into an OCSP CertID).
+    pub public_key: Vec<u8>,
+    /// Subject key identifier.
+    pub key_id: Option<Vec<u8>>,
+    /// Authority key identifier.
+    pub authority_key_id: Option<Vec<u8>>,
+    /// basicConstraints cA.
+    pub is_ca: bool,
+    /// CRL Distribution Point URIs.
+    pub cdps: Vec<String>,
+    /// Freshest CRL (delta) URIs named by the certificate itself.
+    pub freshest: Vec<String>,
+    /// OCSP responder URIs from the Authority Information Access.
+    pub ocsp: Vec<String>,
+    /// Extended key usage includes id-kp-OCSPSigning.
+    pub ocsp_signing: bool,
+}
+
+impl Link {
+    /// Reads a certificate; `None` when it does not parse.
+    pub fn parse(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        Some(Self::from_cert(der, &cert))
+    }
+
+    fn from_cert(der: &[u8], cert: &X509Certificate<'_>) -> Self {
+        let mut link = Self {
+            der: der.to_vec(),
+            serial: normalize_serial(cert.raw_serial()).to_vec(),
+            subject: cert.subject().as_raw().to_vec(),
+            issuer: cert.issuer().as_raw().to_vec(),
+            subject_text: cert.subject().to_string(),
+            spki: cert.public_key().raw.to_vec(),
+            public_key: cert.public_key().subject_public_key.data.to_vec(),
+            key_id: None,
+            authority_key_id: None,
+            is_ca: false,
+            cdps: Vec::new(),
+            freshest: Vec::new(),
+            ocsp: Vec::new(),
+            ocsp_signing: false,
+        };
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => link.key_id = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    link.authority_key_id = aki.key_identifier.as_ref().map(|k| k.0.to_vec());
+                }
+                ParsedExtension::BasicConstraints(bc) => link.is_ca = bc.ca,
+                ParsedExtension::CRLDistributionPoints(_) => {
+                    link.cdps = distribution_point_uris(ext.value);
+                }
+                ParsedExtension::AuthorityInfoAccess(aia) => {
+                    link.ocsp = aia
+                        .iter()
+                        .filter(|d| d.access_method.to_id_string() == OID_AD_OCSP)
+                        .filter_map(|d| match &d.access_location {
+                            GeneralName::URI(uri) => Some((*uri).to_owned()),
+                            _ => None,
+                        })
+                        .collect();
+                }
+                ParsedExtension::ExtendedKeyUsage(eku) => link.ocsp_signing = eku.ocsp_signing,
+                _ if ext.oid.to_id_string() == OID_FRESHEST_CRL => {
+                    link.freshest = distribution_point_uris(ext.value);
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+
+    /// Whether the certificate names any revocation source of its own.
+    pub fn names_a_source(&self) -> bool {
+        !self.cdps.is_empty() || !self.ocsp.is_empty()
+    }
+
+    /// Whether `self`'s signature verifies with `issuer`'s key.
+    pub fn signed_by(&self, issuer: &Link) -> bool {
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(&self.der) else {
+            return false;
+        };
+        let Ok((_, key)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&issuer.spki) else {
+            return false;
+        };
+        cert.verify_signature(Some(&key)).is_ok()
+    }
+}
+
+/// One step of the path: a certificate to check and the CA that issued it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The certificate whose status is wanted.
+    pub cert: Link,
+    /// Its issuer.
+    pub issuer: Link,
+}
+
+/// Rebuilds the path from the leaf to a trust anchor: `presented` is the client's chain (leaf
+/// first), `anchors` the configured CA certificates. Returns the steps, leaf first, stopping at
+/// the first certificate issued by an anchor. `None` when no path exists (the caller only calls
+/// this for chains webpki verified, so that means the two disagree: fail closed).
+pub fn path(presented: &[Link], anchors: &[Link]) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    let mut current = presented.first()?.clone();
+    for _ in 0..8 {
+        let candidates: Vec<(&Link, bool)> = anchors
+            .iter()
+            .map(|a| (a, true))
+            .chain(presented.iter().skip(1).map(|p| (p, false)))
+            .filter(|(c, _)| c.subject == current.issuer && c.der != current.der)
+            .collect();
+        let chosen = match candidates.as_slice() {
+            [] => return None,
+            [only] => *only,
+            several => *several.iter().find(|(c, _)| current.signed_by(c))?,
+        };
+        let (issuer, is_anchor) = chosen;
+        steps.push(Step {
+            cert: current.clone(),
+            issuer: issuer.clone(),
+        });
+        if is_anchor {
+            return Some(steps);
+        }
+        current = issuer.clone();
+    }
+    None
+}
+
+/// The SPKIs of every configured CA with `name`, the chain's own issuer first: any of them may
+/// have signed a CRL or OCSP response for that CA (a renewed CA has several keys).
+pub fn issuer_keys(step: &Step, anchors: &[Link]) -> Vec<Vec<u8>> {
+    let mut keys = vec![step.issuer.spki.clone()];
+    for a in anchors {
+        if a.subject == step.cert.issuer && !keys.contains(&a.spki) {
+            keys.push(a.spki.clone());
+        }
+    }
+    keys
+}
