@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command with the Samba AD test DC up, for tests/ldap.rs; stops the DC afterwards
+# Runs a command with the Samba AD test DC (LDAP + KDC) and the Kerberos backend up, for
+# tests/ldap.rs and tests/kerberos.rs; stops the DC afterwards
 # whatever the command's outcome, and exits with the command's status.
 #
 #   bash scripts/with-ad.sh cargo test --locked
@@ -12,11 +13,17 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
 
 AD_DIR=${CERTGATE_AD_DIR:-$PWD/target/samba-ad}
-stop_dc() { bash scripts/samba-ad.sh stop "$AD_DIR" || true; }
+stop_dc() {
+  bash scripts/samba-kdc.sh stop "$AD_DIR" || true
+  bash scripts/samba-ad.sh stop "$AD_DIR" || true
+}
 trap stop_dc EXIT
 
 env_lines=$(bash scripts/samba-ad.sh start "$AD_DIR")
 eval "$env_lines"
+# The KDC's side (tests/kerberos.rs): delegation accounts, keytabs, krb5.conf, Apache backend.
+kdc_lines=$(bash scripts/samba-kdc.sh start "$AD_DIR")
+eval "$kdc_lines"
 set +e
 "$@"
 status=$?

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod identity;
 pub mod iis;
 pub mod iis_import;
+pub mod kerberos;
 pub mod logging;
 pub mod mapping;
 pub mod pki;

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
 use crate::directory::{Directory, Secret};
+use crate::kerberos::{BackendKerberos, Kerberos, KerberosSettings};
 use crate::iis::SslFlags;
 use crate::mapping::many_to_one::ManyToOneSet;
 use crate::mapping::one_to_one::{
@@ -60,6 +61,8 @@ pub(super) struct Loader<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
+    /// `[kerberos].realm` when `[kerberos]` is present (SPNs without a realm get it).
+    kerberos_realm: Option<String>,
     /// One-to-one entries the fast path read from the text, by run (see [`fast`]).
     runs: Vec<Vec<FastOneToOne<'a>>>,
     /// The `user_name` prefix of the placeholder entries standing for `runs`.
@@ -84,6 +87,7 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
+            kerberos_realm: None,
             runs: Vec::new(),
             marker: String::new(),
             files: vec![file.to_owned()],
@@ -187,6 +191,8 @@ impl<'a> Loader<'a> {
 
         let directory = raw.directory.as_ref().and_then(|d| self.directory(d));
         self.has_directory = raw.directory.is_some();
+        self.kerberos_realm = raw.kerberos.as_ref().map(|k| k.realm.trim().to_owned());
+        let kerberos = raw.kerberos.as_ref().and_then(|k| self.kerberos(k));
         if raw.sites.is_empty() {
             self.error(
                 "site",
@@ -242,6 +248,7 @@ impl<'a> Loader<'a> {
             headers: Arc::new(headers),
             sites,
             directory,
+            kerberos,
             warnings: std::mem::take(&mut self.warnings),
             files: std::mem::take(&mut self.files),
             exact_names,
@@ -249,6 +256,42 @@ impl<'a> Loader<'a> {
             catch_all,
             default_site,
         })
+    }
+
+    fn kerberos(&mut self, raw: &crate::kerberos::RawKerberos) -> Option<Arc<Kerberos>> {
+        let env = |name: &str| std::env::var(name).ok();
+        match KerberosSettings::from_raw(raw, &self.base, "kerberos", env) {
+            Ok(settings) => Some(Arc::new(Kerberos::new(settings))),
+            Err(issues) => {
+                for issue in issues {
+                    self.error(issue.key, issue.reason);
+                }
+                None
+            }
+        }
+    }
+
+    /// A scope's effective `backend_kerberos`; needs `[kerberos]`.
+    fn backend_kerberos(
+        &mut self,
+        raw: Option<&crate::kerberos::RawBackendKerberos>,
+        parent: Option<&Arc<BackendKerberos>>,
+        key: &str,
+    ) -> Option<Arc<BackendKerberos>> {
+        let realm = self.kerberos_realm.clone();
+        match BackendKerberos::from_raw(raw, parent, realm.as_deref(), key) {
+            Ok(Some(target)) if realm.is_none() => {
+                self.error(key, "Kerberos to the backend needs a [kerberos] section (the service account)");
+                Some(target)
+            }
+            Ok(target) => target,
+            Err(issues) => {
+                for issue in issues {
+                    self.error(issue.key, issue.reason);
+                }
+                None
+            }
+        }
     }
 
     fn directory(&mut self, raw: &RawDirectory) -> Option<Directory> {
@@ -672,6 +715,11 @@ impl<'a> Loader<'a> {
             anonymous: raw.anonymous_authentication.unwrap_or(false),
             mapper: root_mapper,
             directory: root_directory,
+            kerberos: self.backend_kerberos(
+                raw.backend_kerberos.as_ref(),
+                None,
+                &format!("{key}.backend_kerberos"),
+            ),
         };
 
         // Parents before children, so each location inherits from its nearest enclosing scope.
@@ -713,6 +761,7 @@ impl<'a> Loader<'a> {
                 Arc::clone(&parent.mapper),
             );
             let parent_directory = parent.directory.clone();
+            let parent_kerberos = parent.kerberos.clone();
             let ssl_flags = match &loc.ssl_flags {
                 Some(text) => self.ssl_flags(&format!("{lkey}.ssl_flags"), text),
                 None => parent_flags,
@@ -733,6 +782,11 @@ impl<'a> Loader<'a> {
                 anonymous: loc.anonymous_authentication.unwrap_or(parent_anon),
                 mapper,
                 directory,
+                kerberos: self.backend_kerberos(
+                    loc.backend_kerberos.as_ref(),
+                    parent_kerberos.as_ref(),
+                    &format!("{lkey}.backend_kerberos"),
+                ),
             });
         }
         scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));

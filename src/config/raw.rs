@@ -24,6 +24,9 @@ pub struct RawConfig {
     /// Active Directory over LDAP, for account checks and AD certificate mapping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawDirectory>,
+    /// certgate's Kerberos service account, for Kerberos to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<crate::kerberos::RawKerberos>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -197,6 +200,9 @@ pub struct RawSite {
     /// Directory checks for this site's users.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawSiteDirectory>,
+    /// Kerberos to the backend (`Authorization: Negotiate` as the mapped user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_kerberos: Option<crate::kerberos::RawBackendKerberos>,
     /// IIS `<location path="Site/sub">` blocks.
     #[serde(default, rename = "location", skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
@@ -316,4 +322,7 @@ pub struct RawLocation {
     /// Overrides keys of the enclosing scope's directory checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawSiteDirectory>,
+    /// Overrides keys of the enclosing scope's Kerberos to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_kerberos: Option<crate::kerberos::RawBackendKerberos>,
 }
