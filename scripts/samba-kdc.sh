@@ -15,9 +15,12 @@
 #   other$         computer, SPN HTTP/other.example.test: NOT in svc-certgate's delegation list
 #   Keytabs DIR/keytabs/{svc-certgate,backend,other}.keytab (0644 so Apache's www-data children
 #   can read them: test use only).
-# Apache (127.0.0.1, a free port): /whoami answers REMOTE_USER for tickets to
-# HTTP/backend.example.test; /other/whoami only accepts HTTP/other.example.test, so a ticket
-# for the backend SPN is refused there with 401 (the "bad token" case).
+# Apache (127.0.0.1, a free port): any path ending in `whoami` answers REMOTE_USER (and the
+# X-Remote-User request header) for tickets to HTTP/backend.example.test. Under /other only
+# HTTP/other.example.test is accepted, so a ticket for the backend SPN gets 401 there (the
+# "bad token" case). Under /bound authentication is connection-bound (GssapiConnectionBound), as
+# IIS keeps a Negotiate connection authenticated: a request without a token on a connection
+# someone authenticated runs as that someone.
 set -euo pipefail
 
 usage="usage: $0 start|stop DIR"
@@ -156,7 +159,8 @@ mkdir -p "$A/cgi" "$A/run" "$A/logs" "$A/htdocs"
 chmod 755 "$DIR" "$DIR/keytabs" "$A" "$A/cgi" "$A/htdocs"
 printf '%s\n' '#!/bin/sh' \
   "printf 'Content-Type: text/plain\\r\\n\\r\\n'" \
-  "printf 'REMOTE_USER=%s\\nAUTH_TYPE=%s\\n' \"\$REMOTE_USER\" \"\$AUTH_TYPE\"" > "$A/cgi/whoami"
+  "printf 'REMOTE_USER=%s\\nAUTH_TYPE=%s\\nX_REMOTE_USER=%s\\n' \"\$REMOTE_USER\" \"\$AUTH_TYPE\" \"\$HTTP_X_REMOTE_USER\"" \
+  > "$A/cgi/whoami"
 chmod 755 "$A/cgi/whoami"
 echo ok > "$A/htdocs/index.html"
 stop_apache
@@ -188,8 +192,7 @@ MaxSpareServers 4
 MaxRequestWorkers 8
 KeepAlive On
 DocumentRoot @A@/htdocs
-ScriptAlias /other/whoami @A@/cgi/whoami
-ScriptAlias /whoami @A@/cgi/whoami
+ScriptAliasMatch ^/.*whoami$ @A@/cgi/whoami
 <Directory @A@/cgi>
     Options +ExecCGI
 </Directory>
@@ -203,6 +206,10 @@ ScriptAlias /whoami @A@/cgi/whoami
 </Location>
 <Location /other>
     GssapiCredStore keytab:@DIR@/keytabs/other.keytab
+</Location>
+<Location /bound>
+    GssapiCredStore keytab:@DIR@/keytabs/backend.keytab
+    GssapiConnectionBound On
 </Location>
 CONF
 # setsid: on SIGTERM prefork Apache killpg()s its process group, which under -DFOREGROUND

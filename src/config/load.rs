@@ -18,8 +18,8 @@ use super::{
 };
 use crate::directory::config::{DirectorySettings, SitePolicy, VerifyMode};
 use crate::directory::{Directory, Secret};
-use crate::kerberos::{BackendKerberos, Kerberos, KerberosSettings};
 use crate::iis::SslFlags;
+use crate::kerberos::{BackendKerberos, Kerberos, KerberosSettings};
 use crate::mapping::many_to_one::ManyToOneSet;
 use crate::mapping::one_to_one::{
     CertificateProblem, OneToOneIndex, certificate_digest, digest_certificate_text, map_entries,
@@ -281,7 +281,10 @@ impl<'a> Loader<'a> {
         let realm = self.kerberos_realm.clone();
         match BackendKerberos::from_raw(raw, parent, realm.as_deref(), key) {
             Ok(Some(target)) if realm.is_none() => {
-                self.error(key, "Kerberos to the backend needs a [kerberos] section (the service account)");
+                self.error(
+                    key,
+                    "Kerberos to the backend needs a [kerberos] section (the service account)",
+                );
                 Some(target)
             }
             Ok(target) => target,

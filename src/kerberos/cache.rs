@@ -28,7 +28,12 @@ pub struct Key {
 
 impl Key {
     /// The key for a request.
-    pub fn new(mode: KerberosMode, principal: &str, spn: &Arc<str>, password: Option<&Secret>) -> Self {
+    pub fn new(
+        mode: KerberosMode,
+        principal: &str,
+        spn: &Arc<str>,
+        password: Option<&Secret>,
+    ) -> Self {
         let password = password.map(|p| {
             let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, p.expose().as_bytes());
             let mut out = [0u8; 32];

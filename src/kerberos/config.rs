@@ -275,7 +275,9 @@ impl BackendKerberos {
                 if bad_name(spn) || !service.contains('/') || spn.matches('@').count() > 1 {
                     issues.push(ConfigIssue::new(
                         format!("{key}.spn"),
-                        format!("`{spn}` is not a service principal like \"HTTP/app.example.test\""),
+                        format!(
+                            "`{spn}` is not a service principal like \"HTTP/app.example.test\""
+                        ),
                     ));
                     None
                 } else if spn.contains('@') {
@@ -324,9 +326,13 @@ mod tests {
     #[test]
     fn service_settings_need_realm_principal_and_one_secret() {
         let env = |_: &str| None;
-        let issues =
-            KerberosSettings::from_raw(&raw("realm = \"example.test\""), Path::new("/"), "kerberos", env)
-                .unwrap_err();
+        let issues = KerberosSettings::from_raw(
+            &raw("realm = \"example.test\""),
+            Path::new("/"),
+            "kerberos",
+            env,
+        )
+        .unwrap_err();
         let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
         assert!(keys.contains(&"kerberos.realm"), "{keys:?}");
         assert!(keys.contains(&"kerberos.principal"), "{keys:?}");
@@ -345,25 +351,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.principal, "svc@EXAMPLE.TEST");
-        assert_eq!(s.domain_realms.get("partner").map(String::as_str), Some("PARTNER.TEST"));
+        assert_eq!(
+            s.domain_realms.get("partner").map(String::as_str),
+            Some("PARTNER.TEST")
+        );
         assert!(matches!(s.credential, ServiceCredential::Password(_)));
     }
 
     #[test]
     fn backend_targets_inherit_and_can_be_turned_off() {
         let site: RawBackendKerberos = toml::from_str("spn = \"HTTP/app.example.test\"").unwrap();
-        let root = BackendKerberos::from_raw(Some(&site), None, Some("EXAMPLE.TEST"), "site[0].backend_kerberos")
-            .unwrap()
-            .unwrap();
+        let root = BackendKerberos::from_raw(
+            Some(&site),
+            None,
+            Some("EXAMPLE.TEST"),
+            "site[0].backend_kerberos",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(&*root.spn, "HTTP/app.example.test@EXAMPLE.TEST");
         assert_eq!(root.mode, KerberosMode::S4u);
         let loc: RawBackendKerberos = toml::from_str("mode = \"password\"").unwrap();
-        let child = BackendKerberos::from_raw(Some(&loc), Some(&root), None, "x").unwrap().unwrap();
-        assert_eq!((child.spn.clone(), child.mode), (root.spn.clone(), KerberosMode::Password));
+        let child = BackendKerberos::from_raw(Some(&loc), Some(&root), None, "x")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (child.spn.clone(), child.mode),
+            (root.spn.clone(), KerberosMode::Password)
+        );
         let off: RawBackendKerberos = toml::from_str("enabled = false").unwrap();
-        assert!(BackendKerberos::from_raw(Some(&off), Some(&root), None, "x").unwrap().is_none());
-        assert_eq!(BackendKerberos::from_raw(None, Some(&root), None, "x").unwrap(), Some(root));
+        assert!(
+            BackendKerberos::from_raw(Some(&off), Some(&root), None, "x")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            BackendKerberos::from_raw(None, Some(&root), None, "x").unwrap(),
+            Some(root)
+        );
         let bad: RawBackendKerberos = toml::from_str("spn = \"app\"\nmode = \"ntlm\"").unwrap();
-        assert_eq!(BackendKerberos::from_raw(Some(&bad), None, None, "k").unwrap_err().len(), 2);
+        assert_eq!(
+            BackendKerberos::from_raw(Some(&bad), None, None, "k")
+                .unwrap_err()
+                .len(),
+            2
+        );
     }
 }

@@ -97,6 +97,47 @@ impl Kind {
         }
     }
 
+    /// From the minor status, else from MIT's (com_err, English) message: for the SPNEGO
+    /// mechanism the GSS mechglue hands out its own mapped minor codes.
+    fn classify(minor: u32, text: &str) -> Self {
+        match Self::from_minor(minor) {
+            Self::Other => Self::from_text(text),
+            kind => kind,
+        }
+    }
+
+    fn from_text(text: &str) -> Self {
+        const TEXTS: [(&str, Kind); 11] = [
+            (
+                "Client not found in Kerberos database",
+                Kind::PrincipalUnknown,
+            ),
+            (
+                "Client's entry in database has expired",
+                Kind::AccountRefused,
+            ),
+            ("KDC policy rejects request", Kind::AccountRefused),
+            (
+                "Client's credentials have been revoked",
+                Kind::AccountRefused,
+            ),
+            ("Password has expired", Kind::AccountRefused),
+            (
+                "KDC can't fulfill requested option",
+                Kind::DelegationRefused,
+            ),
+            ("Server not found in Kerberos database", Kind::UnknownSpn),
+            ("Preauthentication failed", Kind::BadPassword),
+            ("Clock skew too great", Kind::ClockSkew),
+            ("Cannot contact any KDC", Kind::Unreachable),
+            ("Cannot find KDC for realm", Kind::NoKdcForRealm),
+        ];
+        TEXTS
+            .iter()
+            .find(|(needle, _)| text.contains(needle))
+            .map_or(Self::Other, |(_, kind)| *kind)
+    }
+
     fn from_minor(minor: u32) -> Self {
         match minor.checked_sub(BASE) {
             Some(6) => Self::PrincipalUnknown,
@@ -129,7 +170,7 @@ impl KdcFailure {
     pub fn from_gss(step: Step, minor: u32, detail: String) -> Self {
         Self {
             step,
-            kind: Kind::from_minor(minor),
+            kind: Kind::classify(minor, &detail),
             detail,
         }
     }
@@ -165,13 +206,33 @@ mod tests {
     #[test]
     fn kdc_codes_become_statuses() {
         let f = |step, minor| KdcFailure::from_gss(step, minor, String::new());
-        assert_eq!(f(Step::S4u2Self, BASE + 12).status(), IisStatus::LOGON_FAILED);
-        assert_eq!(f(Step::S4u2Self, BASE + 6).status(), IisStatus::LOGON_FAILED);
-        assert_eq!(f(Step::Password, BASE + 24).status(), IisStatus::LOGON_FAILED);
-        assert_eq!(f(Step::ServiceTicket, BASE + 13).kind, Kind::DelegationRefused);
+        assert_eq!(
+            f(Step::S4u2Self, BASE + 12).status(),
+            IisStatus::LOGON_FAILED
+        );
+        assert_eq!(
+            f(Step::S4u2Self, BASE + 6).status(),
+            IisStatus::LOGON_FAILED
+        );
+        assert_eq!(
+            f(Step::Password, BASE + 24).status(),
+            IisStatus::LOGON_FAILED
+        );
+        assert_eq!(
+            f(Step::ServiceTicket, BASE + 13).kind,
+            Kind::DelegationRefused
+        );
         assert_eq!(f(Step::ServiceTicket, BASE + 13).status(), KERBEROS_REFUSED);
         assert_eq!(f(Step::Service, BASE + 6).status(), KERBEROS_REFUSED);
         assert_eq!(f(Step::Service, KDC_UNREACH).status(), KERBEROS_UNAVAILABLE);
         assert_eq!(f(Step::S4u2Self, 1).kind, Kind::Other);
+        let spnego = KdcFailure::from_gss(
+            Step::S4u2Self,
+            100_001,
+            "Unspecified GSS failure.  Minor code may provide more information (KDC policy \
+             rejects request)"
+                .into(),
+        );
+        assert_eq!(spnego.kind, Kind::AccountRefused);
     }
 }

@@ -56,12 +56,22 @@ pub fn service_from_keytab(principal_name: &str) -> Result<Credential, KdcFailur
 
 /// A TGT for `principal_name` from its password: the service account's (`password_env`), or
 /// a mapped user's (mode `password`, the equivalent of IIS's `LogonUser`).
-pub fn from_password(principal_name: &str, password: &str, step: Step) -> Result<Credential, KdcFailure> {
+pub fn from_password(
+    principal_name: &str,
+    password: &str,
+    step: Step,
+) -> Result<Credential, KdcFailure> {
     let name = principal(principal_name, step)?;
     let mechs = spnego().map_err(fail(step))?;
-    Cred::acquire_with_password(Some(&name), password, None, CredUsage::Initiate, Some(&mechs))
-        .map(Credential)
-        .map_err(fail(step))
+    Cred::acquire_with_password(
+        Some(&name),
+        password,
+        None,
+        CredUsage::Initiate,
+        Some(&mechs),
+    )
+    .map(Credential)
+    .map_err(fail(step))
 }
 
 /// S4U2Self: a ticket from `user` to the service account, without the user's password.

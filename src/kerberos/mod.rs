@@ -30,7 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use base64::Engine;
 use http::HeaderValue;
 
-pub use config::{BackendKerberos, KerberosMode, KerberosSettings, RawBackendKerberos, RawKerberos};
+pub use config::{
+    BackendKerberos, KerberosMode, KerberosSettings, RawBackendKerberos, RawKerberos,
+};
 pub use error::{KdcFailure, Kind, Step};
 
 use crate::directory::Secret;

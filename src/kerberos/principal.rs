@@ -55,7 +55,11 @@ pub fn resolve(
 }
 
 /// The realm of a lowercase NetBIOS or DNS domain.
-fn realm_for(domain: &str, realm: &str, domain_realms: &BTreeMap<String, String>) -> Option<String> {
+fn realm_for(
+    domain: &str,
+    realm: &str,
+    domain_realms: &BTreeMap<String, String>,
+) -> Option<String> {
     if let Some(r) = domain_realms.get(domain) {
         return Some(r.clone());
     }
@@ -89,7 +93,10 @@ mod tests {
     fn names_in_every_iis_form() {
         let r = |n: &str, d: Option<&str>| resolve(n, d, None, "EXAMPLE.TEST", &map());
         assert_eq!(r("EXAMPLE\\alice", None).unwrap(), "alice@EXAMPLE.TEST");
-        assert_eq!(r("example.test\\alice", None).unwrap(), "alice@EXAMPLE.TEST");
+        assert_eq!(
+            r("example.test\\alice", None).unwrap(),
+            "alice@EXAMPLE.TEST"
+        );
         assert_eq!(r("alice@example.test", None).unwrap(), "alice@EXAMPLE.TEST");
         assert_eq!(r("alice", None).unwrap(), "alice@EXAMPLE.TEST");
         assert_eq!(r("alice", Some("PARTNER")).unwrap(), "alice@PARTNER.TEST");
@@ -98,7 +105,15 @@ mod tests {
             r("OTHER\\bob", None).unwrap_err(),
             PrincipalError::UnknownDomain("other".into())
         );
-        for bad in ["", "EXAMPLE\\", ".\\alice", "a/b", "EXAMPLE\\a\\b", "al\nice", "@x"] {
+        for bad in [
+            "",
+            "EXAMPLE\\",
+            ".\\alice",
+            "a/b",
+            "EXAMPLE\\a\\b",
+            "al\nice",
+            "@x",
+        ] {
             assert!(r(bad, None).is_err(), "{bad:?}");
         }
     }

@@ -12,6 +12,7 @@ pub mod answer;
 pub mod authn;
 pub mod body;
 pub mod headers;
+mod kerberos;
 pub mod path;
 pub mod upstream;
 
@@ -210,6 +211,12 @@ async fn phases(
 
     // 4. Directory: AD certificate mapping and the LogonUser-equivalent account checks.
     let identity = directory_phase(conn, scope, decision, user_header).await?;
+    let kerberos = match &scope.kerberos {
+        None => None,
+        Some(target) => {
+            Some(kerberos::authorize(conn, scope, target, identity.user.as_ref()).await?)
+        }
+    };
 
     // 5. Headers.
     let is_upgrade = req_wants_upgrade(req.headers(), req.version());
@@ -258,6 +265,10 @@ async fn phases(
     if req.version() == Version::HTTP_2 {
         join_cookies(req.headers_mut());
     }
+    let owner = kerberos.map(|(value, owner)| {
+        req.headers_mut().insert(header::AUTHORIZATION, value);
+        owner
+    });
 
     // 6. Forward.
     let backend = &conn.site.backend;
@@ -269,7 +280,11 @@ async fn phases(
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let started = Instant::now();
-    let result = tokio::time::timeout(backend.response_timeout, backend.request(req)).await;
+    let result = tokio::time::timeout(
+        backend.response_timeout,
+        backend.request_as(req, owner.as_ref()),
+    )
+    .await;
     let backend_error = |kind: &'static str| conn.site.metrics.backend_error(kind);
     let mut resp = match result {
         Err(_) => {
@@ -332,6 +347,8 @@ struct UserIdentity {
     header: Option<(HeaderName, HeaderValue)>,
     /// The directory account, when the scope checks accounts (for `X-Remote-Groups`).
     groups: Option<Arc<Account>>,
+    /// The mapping's password (Kerberos mode `password`).
+    password: Option<crate::directory::Secret>,
 }
 
 /// Applies the scope's directory policy to the authentication decision.
@@ -385,6 +402,7 @@ async fn directory_phase(
                     mapping: user.kind.as_str(),
                     header: user_header,
                     groups,
+                    password: user.password.clone(),
                 }),
             })
         }
@@ -402,6 +420,7 @@ async fn directory_phase(
                             name,
                             mapping: "active_directory",
                             groups: Some(account),
+                            password: None,
                         }),
                     })
                 }
