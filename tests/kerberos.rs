@@ -376,3 +376,100 @@ enabled = false
         );
     }
 }
+
+/// The real binary with the service account's keytab: `certgate run` restarts itself with
+/// `KRB5_CLIENT_KTNAME`/`KRB5_CONFIG` from `[kerberos]` (the test removes them from its
+/// environment), and `/metrics` counts the KDC exchanges and ticket cache hits.
+#[tokio::test]
+async fn the_binary_uses_the_keytab_and_counts_kdc_requests_in_metrics() {
+    use tokio::io::AsyncBufReadExt;
+    let k = krb_or_skip!();
+    let keytab = std::env::var("KRB_SERVICE_KEYTAB").expect("KRB_SERVICE_KEYTAB");
+    let krb5_conf = std::env::var("KRB5_CONFIG").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    pki.write(dir.path());
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, admin) = (free(), free());
+    let spn = format!("spn = \"{}\"", k.backend_spn);
+    let config = config(&k, "EXAMPLE\\alice", &spn, "")
+        .replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [\"127.0.0.1:{port}\"]\nadmin_listen = \"127.0.0.1:{admin}\""),
+        )
+        .replace(
+            "password_env = \"AD_BIND_PASSWORD\"",
+            &format!("keytab = \"{keytab}\"\nkrb5_conf = \"{krb5_conf}\""),
+        );
+    let path = dir.path().join("certgate.toml");
+    std::fs::write(&path, &config).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_certgate"))
+        .args(["--log-format", "json", "run", "-c"])
+        .arg(&path)
+        .env_remove("KRB5_CLIENT_KTNAME")
+        .env_remove("KRB5CCNAME")
+        .env_remove("KRB5_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("listening (https)") {
+                return;
+            }
+        }
+        panic!("certgate exited before listening");
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = support::Client::new(&pki.ca.cert_pem, Some(&pki.alice));
+    for _ in 0..2 {
+        let resp = client.get(addr, "/whoami").await;
+        assert_eq!(reported(&resp, "REMOTE_USER"), "alice@EXAMPLE.TEST");
+    }
+    let metrics = reqwest_metrics(admin).await;
+    let line = |needle: &[&str]| {
+        metrics
+            .lines()
+            .find(|l| needle.iter().all(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let kdc = "certgate_kerberos_kdc_requests_total{";
+    assert_eq!(
+        line(&[kdc, "step=\"service_account\"", "outcome=\"ok\""]),
+        "1"
+    );
+    assert_eq!(line(&[kdc, "step=\"s4u2self\"", "outcome=\"ok\""]), "1");
+    let cache = "certgate_kerberos_ticket_cache_total{";
+    assert_eq!(line(&[cache, "result=\"hit\""]), "1");
+    assert_eq!(line(&[cache, "result=\"miss\""]), "1");
+    child.kill().await.unwrap();
+}
+
+/// GET /metrics from the admin listener (plain HTTP/1.1).
+async fn reqwest_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}

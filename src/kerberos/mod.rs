@@ -23,6 +23,7 @@ mod gss;
 #[path = "gss_stub.rs"]
 mod gss;
 pub mod principal;
+pub mod process_env;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,7 +181,20 @@ impl Kerberos {
         let credential = self.settings.credential.clone();
         self.kdc_requests.fetch_add(1, Ordering::Relaxed);
         let result = blocking(Step::Service, move || match &credential {
-            ServiceCredential::Keytab(_) => gss::service_from_keytab(&principal),
+            ServiceCredential::Keytab(path) => {
+                let expected = process_env::client_ktname(path);
+                if std::env::var("KRB5_CLIENT_KTNAME").ok().as_deref() != Some(expected.as_str()) {
+                    return Err(KdcFailure::other(
+                        Step::Service,
+                        format!(
+                            "the keytab is read through KRB5_CLIENT_KTNAME, which is not \
+                             {expected} (certgate run sets it at start; a changed keytab path \
+                             takes a restart)"
+                        ),
+                    ));
+                }
+                gss::service_from_keytab(&principal)
+            }
             ServiceCredential::Password(pw) => {
                 gss::from_password(&principal, pw.expose(), Step::Service)
             }
