@@ -473,3 +473,44 @@ async fn reqwest_metrics(port: u16) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// `explain --query-directory` runs the same Kerberos step: a ticket for alice, a refusal with
+/// the proxy's status for a disabled account.
+#[tokio::test]
+async fn explain_shows_the_kerberos_step_and_its_answer() {
+    use certgate::tools::explain::{Target, explain, explain_with_directory};
+    let k = krb_or_skip!();
+    let spn = format!("spn = \"{}\"", k.backend_spn);
+    let target = Target {
+        host: Some("localhost"),
+        site: None,
+        path: "/whoami",
+    };
+    for (user, code, answer) in [
+        (
+            "EXAMPLE\\alice",
+            "200",
+            "ticket issued for alice@EXAMPLE.TEST",
+        ),
+        ("EXAMPLE\\carol", "401.1", "account_refused"),
+    ] {
+        let env = start(&config(&k, user, &spn, "")).await;
+        let runtime = env.server.shared().runtime();
+        let chain = vec![env.pki.alice.der.clone()];
+        let offline = explain(&runtime, &chain, &target).unwrap();
+        assert!(
+            offline
+                .kerberos
+                .as_deref()
+                .unwrap()
+                .contains("HTTP/backend.example.test")
+        );
+        assert!(offline.to_string().contains("not queried"), "{offline}");
+        let e = explain_with_directory(&runtime, &chain, &target)
+            .await
+            .unwrap();
+        assert_eq!(e.verdict.code, code, "{e}");
+        let got = e.kerberos_answer.clone().unwrap_or_default();
+        assert!(got.contains(answer), "{user}: {got}");
+    }
+}

@@ -157,6 +157,12 @@ pub struct Explanation {
     /// What the directory answered, when it was queried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory_answer: Option<String>,
+    /// Kerberos to the backend, when the scope uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<String>,
+    /// What the KDC answered, when it was queried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos_answer: Option<String>,
     /// The answer.
     pub verdict: Verdict,
 }
@@ -195,7 +201,7 @@ pub async fn explain_with_directory(
 ) -> Result<Explanation, ExplainError> {
     let (mut explanation, pending) = analyse(runtime, chain, target)?;
     let (Some(pending), Some(directory)) = (pending, &runtime.directory) else {
-        return Ok(explanation);
+        return Ok(with_kerberos(runtime, chain, target, explanation).await);
     };
     let (verdict, who) = match &pending {
         Pending::Verify {
@@ -256,7 +262,23 @@ pub async fn explain_with_directory(
             };
         }
     }
-    Ok(explanation)
+    Ok(with_kerberos(runtime, chain, target, explanation).await)
+}
+
+/// The Kerberos step after the directory's ([`super::explain_kerberos`]).
+async fn with_kerberos(
+    runtime: &Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+    mut explanation: Explanation,
+) -> Explanation {
+    if let Ok((site, _)) = choose_site(runtime, target)
+        && let Ok(normalized) = path::normalize(target.path)
+    {
+        let scope = site.scope_for(&normalized.canonical);
+        super::explain_kerberos::query(runtime, scope, chain, &mut explanation).await;
+    }
+    explanation
 }
 
 fn analyse(
@@ -390,6 +412,8 @@ fn analyse(
             mapper: mapper_check,
             directory: describe_directory(&scope.directory),
             directory_answer: None,
+            kerberos: super::explain_kerberos::describe(runtime, scope),
+            kerberos_answer: None,
             verdict,
         },
         pending,
@@ -612,6 +636,12 @@ impl fmt::Display for Explanation {
                     let _ = writeln!(out, "  answer      not queried (add --query-directory)");
                 }
             }
+        }
+        if let Some(k) = &self.kerberos {
+            let _ = writeln!(out, "kerberos     {k}");
+            let answer = self.kerberos_answer.as_deref();
+            let answer = answer.unwrap_or("not queried (add --query-directory)");
+            let _ = writeln!(out, "  answer      {answer}");
         }
         let _ = writeln!(
             out,

@@ -8,5 +8,6 @@ pub mod bench;
 pub mod demo;
 pub mod echo;
 pub mod explain;
+pub mod explain_kerberos;
 pub mod iis_import;
 pub mod pki;
