@@ -7,7 +7,8 @@
 #
 # The DC lives in $CERTGATE_AD_DIR (default target/samba-ad, provisioned on first use: ~3-9 s
 # with the packages installed, plus ~20 s for apt on a fresh machine). It listens on
-# 127.0.0.1:389/636/3268/3269, so only one such run can be active per machine.
+# 127.0.0.1:389/636/3268/3269 and 88/464 (KDC), so only one such run can be active per machine
+# (CERTGATE_AD_IP=127.0.0.N picks another loopback address).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }
@@ -19,7 +20,7 @@ stop_dc() {
 }
 trap stop_dc EXIT
 
-env_lines=$(bash scripts/samba-ad.sh start "$AD_DIR")
+env_lines=$(bash scripts/samba-ad.sh start "$AD_DIR" "${CERTGATE_AD_IP:-127.0.0.1}")
 eval "$env_lines"
 # The KDC's side (tests/kerberos.rs): delegation accounts, keytabs, krb5.conf, Apache backend.
 kdc_lines=$(bash scripts/samba-kdc.sh start "$AD_DIR")
