@@ -13,6 +13,7 @@
 #                  msDS-AllowedToDelegateTo = HTTP/backend.example.test, HTTP/backend
 #   backend$       computer, SPN HTTP/backend.example.test: the Apache backend's identity
 #   other$         computer, SPN HTTP/other.example.test: NOT in svc-certgate's delegation list
+#   olivia         enabled user whose altSecurityIdentities tests/kerberos.rs writes (AD mapping)
 #   Keytabs DIR/keytabs/{svc-certgate,backend,other}.keytab (0644 so Apache's www-data children
 #   can read them: test use only).
 # Apache (127.0.0.1, a free port): any path ending in `whoami` answers REMOTE_USER (and the
@@ -91,8 +92,9 @@ cat > "$DIR/krb5.conf" <<EOF
 EOF
 
 # 3. Seed once (the DC is running; ldb locks its files) and export keytabs.
-if [ ! -f "$DIR/kdc-seeded" ] || [ ! -f "$DIR/keytabs/backend.keytab" ]; then
-  /usr/bin/python3 - "$DIR/etc/smb.conf" "$DIR/keytabs" <<'PY'
+SEEDED=$DIR/kdc-seeded-2
+if [ ! -f "$SEEDED" ] || [ ! -f "$DIR/keytabs/backend.keytab" ]; then
+  /usr/bin/python3 - "$DIR/etc/smb.conf" "$DIR/keytabs" 'Passw0rd!' <<'PY'
 import os, secrets, sys
 import ldb
 from samba import dsdb, enable_net_export_keytab
@@ -101,7 +103,7 @@ from samba.net import Net
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
-lp = LoadParm(); lp.load(sys.argv[1]); ktdir = sys.argv[2]
+lp = LoadParm(); lp.load(sys.argv[1]); ktdir, userpass = sys.argv[2], sys.argv[3]
 db = SamDB(url=lp.private_path("sam.ldb"), session_info=system_session(), lp=lp)
 base = str(db.domain_dn())
 
@@ -122,6 +124,9 @@ if not uac & dsdb.UF_TRUSTED_TO_AUTHENTICATE_FOR_DELEGATION:
     # == samba-tool delegation for-any-protocol svc-certgate on
     db.toggle_userAccountFlags("(sAMAccountName=svc-certgate)",
                                dsdb.UF_TRUSTED_TO_AUTHENTICATE_FOR_DELEGATION)
+if not exists("olivia"):
+    db.newuser("olivia", userpass, userou="OU=People", useusernameascn=True,
+               mailaddress="olivia@example.test")
 # Computer accounts come disabled and without a password: set one and enable them.
 for cn in ["backend", "other"]:
     if not exists(cn + "$"):
@@ -142,7 +147,7 @@ for f, p in [("svc-certgate", "svc-certgate@EXAMPLE.TEST"),
     net.export_keytab(keytab=path, principal=p)  # == samba-tool domain exportkeytab
     os.chmod(path, 0o644)
 PY
-  touch "$DIR/kdc-seeded"
+  touch "$SEEDED"
   log "delegation seeded, keytabs exported"
 fi
 

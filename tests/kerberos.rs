@@ -514,3 +514,97 @@ async fn explain_shows_the_kerberos_step_and_its_answer() {
         assert!(got.contains(answer), "{user}: {got}");
     }
 }
+
+/// AD certificate mapping (altSecurityIdentities) then S4U: the account the directory found
+/// is the one the KDC issues the ticket for (its sAMAccountName).
+#[tokio::test]
+async fn an_ad_mapped_user_reaches_the_backend_as_the_directory_account() {
+    use ldap3::{LdapConnAsync, LdapConnSettings, Mod};
+    let k = krb_or_skip!();
+    let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n} (scripts/samba-ad.sh)"));
+    let (ldaps, ca, base) = (var("AD_LDAPS_URL"), var("AD_CA_PEM"), var("AD_BASE_DN"));
+    let pki = Arc::new(Pki::new());
+    // olivia's altSecurityIdentities names this test's alice certificate (strong form).
+    let raw = certgate::directory::RawDirectory {
+        urls: vec![ldaps.clone()],
+        ca: Some(ca.clone()),
+        bind_dn: var("AD_BIND_DN"),
+        bind_password_env: Some("AD_BIND_PASSWORD".into()),
+        base_dn: base.clone(),
+        ..Default::default()
+    };
+    let settings =
+        certgate::directory::DirectorySettings::from_raw(&raw, std::path::Path::new("/"), "d")
+            .unwrap();
+    let conn_settings = LdapConnSettings::new().set_config(settings.tls.clone().unwrap());
+    let (conn, mut ldap) = LdapConnAsync::with_settings(conn_settings, &ldaps)
+        .await
+        .unwrap();
+    ldap3::drive!(conn);
+    ldap.simple_bind(&var("AD_ADMIN_UPN"), &var("AD_ADMIN_PASSWORD"))
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let facts = certgate::identity::CertFacts::parse(&pki.alice.der).unwrap();
+    let value = format!("X509:<SHA1-PUKEY>{}", facts.thumbprint());
+    ldap.modify(
+        &format!("CN=olivia,OU=People,{base}"),
+        vec![Mod::Replace(
+            "altSecurityIdentities",
+            std::collections::HashSet::from([value.as_str()]),
+        )],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    ldap.unbind().await.unwrap();
+
+    let config = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+backend_response_timeout = "5s"
+
+[directory]
+urls = ["{ldaps}"]
+ca = "{ca}"
+bind_dn = "{bind}"
+bind_password_env = "AD_BIND_PASSWORD"
+base_dn = "{base}"
+
+[kerberos]
+realm = "EXAMPLE.TEST"
+principal = "svc-certgate"
+password_env = "AD_BIND_PASSWORD"
+
+[[site]]
+name = "Kerberos"
+host_names = ["localhost"]
+certificate = "server.crt"
+private_key = "server.key"
+client_ca = ["ca.crt"]
+ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
+backend = "{url}"
+
+[site.backend_kerberos]
+spn = "{spn}"
+
+[site.directory]
+verify = "account"
+[site.directory.certificate_mapping]
+enabled = true
+"#,
+        bind = var("AD_BIND_DN"),
+        url = k.backend_url,
+        spn = k.backend_spn,
+    );
+    let env = Env::start_with(pki, &config).await;
+    let resp = env
+        .client(Some(&env.pki.alice))
+        .get(env.addr(), "/whoami")
+        .await;
+    assert_eq!(reported(&resp, "REMOTE_USER"), "olivia@EXAMPLE.TEST");
+    assert_eq!(reported(&resp, "X_REMOTE_USER"), "olivia@example.test");
+}
