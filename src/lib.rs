@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod decision;
 pub mod directory;
 pub mod identity;
 pub mod iis;
@@ -20,6 +21,7 @@ pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod proxy;
+pub mod secret;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -2,13 +2,11 @@
 //! with `--query-directory`, whether the KDC actually issues the ticket (the same calls the
 //! proxy makes, so a refused delegation or a disabled account shows up here with its status).
 
-use rustls::pki_types::CertificateDer;
-
-use super::explain::{Explanation, Verdict};
+use super::explain::Verdict;
 use crate::config::{Runtime, Scope};
-use crate::identity::CertFacts;
+use crate::decision::{self, Outcome};
+use crate::iis::IisStatus;
 use crate::kerberos::principal;
-use crate::mapping::MappingOutcome;
 
 /// What the scope's Kerberos to the backend does, for the explanation.
 pub fn describe(runtime: &Runtime, scope: &Scope) -> Option<String> {
@@ -20,76 +18,60 @@ pub fn describe(runtime: &Runtime, scope: &Scope) -> Option<String> {
     Some(format!(
         "Authorization: Negotiate to {} (mode {}), principal = the mapped account's \
          sAMAccountName@{realm}; a refusal answers 401.1 (unknown or disabled account, wrong \
-         password), 500.0 (delegation refused, unknown SPN) or 503.0 (KDC unreachable)",
+         password), 500 (delegation refused, unknown SPN) or 503 (KDC unreachable)",
         target.spn,
         target.mode.as_str()
     ))
 }
 
-/// Asks the KDC for the ticket the proxy would get, when the verdict forwards a user to a
-/// Kerberos scope; a failure replaces the verdict with the proxy's answer.
+/// Asks the KDC for the ticket the proxy would get when the decision forwards a user to a
+/// Kerberos scope; a failure replaces `verdict` with the proxy's answer. Returns the answer
+/// line (`None` when nothing was asked).
 pub async fn query(
     runtime: &Runtime,
     scope: &Scope,
-    chain: &[CertificateDer<'static>],
-    explanation: &mut Explanation,
-) {
+    decided: &decision::Verdict,
+    verdict: &mut Verdict,
+) -> Option<String> {
     let (Some(target), Some(kerberos)) = (&scope.kerberos, &runtime.kerberos) else {
-        return;
+        return None;
     };
-    let Some(name) = explanation.verdict.user_name.clone() else {
-        return;
+    let Outcome::Forward(granted) = &decided.outcome else {
+        return None;
     };
-    if explanation.verdict.status != 200 {
-        return;
-    }
-    // The mapping's password (mode `password`): the mapper's answer for this certificate.
-    let password = chain
-        .first()
-        .and_then(|leaf| CertFacts::parse(leaf).ok())
-        .and_then(|facts| match scope.mapper.map(&facts) {
-            MappingOutcome::Allow(user) => user.password.clone(),
-            _ => None,
-        });
+    let Some(user) = &granted.user else {
+        refuse(verdict, IisStatus::LOGON_FAILED_CONFIG, "anonymous");
+        return Some("refused: the backend needs Kerberos as a mapped user".into());
+    };
     let settings = kerberos.settings();
     let principal = match principal::resolve(
-        &name,
+        &user.name,
         scope.mapper.default_logon_domain.as_deref(),
-        None,
+        user.account.as_deref(),
         &settings.realm,
         &settings.domain_realms,
     ) {
         Ok(p) => p,
         Err(e) => {
-            explanation.kerberos_answer = Some(format!("no principal: {e}"));
-            refuse(
-                explanation,
-                crate::iis::IisStatus::LOGON_FAILED,
-                "no Kerberos principal",
-            );
-            return;
+            refuse(verdict, IisStatus::LOGON_FAILED, "no Kerberos principal");
+            return Some(format!("no principal: {e}"));
         }
     };
+    let password = user.mapped.as_ref().and_then(|m| m.password.clone());
     match kerberos
         .authorization(&principal, target, password.as_ref())
         .await
     {
-        Ok(_) => {
-            explanation.kerberos_answer = Some(format!(
-                "ticket issued for {principal} to {} ({} KDC exchange(s))",
-                target.spn,
-                kerberos.stats().kdc_requests
-            ));
-        }
+        Ok(_) => Some(format!("ticket issued for {principal} to {}", target.spn)),
         Err(failure) => {
-            explanation.kerberos_answer = Some(format!("refused for {principal}: {failure}"));
-            refuse(explanation, failure.status(), failure.kind.as_str());
+            refuse(verdict, failure.status(), failure.kind.as_str());
+            Some(format!("refused for {principal}: {failure}"))
         }
     }
 }
 
-fn refuse(explanation: &mut Explanation, status: crate::iis::IisStatus, why: &str) {
-    explanation.verdict = Verdict {
+fn refuse(verdict: &mut Verdict, status: IisStatus, why: &str) {
+    *verdict = Verdict {
         status: status.status,
         substatus: status.substatus,
         code: status.code(),

@@ -67,7 +67,7 @@ impl Loader<'_> {
             backend,
             preserve_host: raw.preserve_host.unwrap_or(true),
             certificate_expiry,
-            metrics: crate::admin::metrics::SiteMetrics::new(&raw.name),
+            metrics: crate::metrics::SiteMetrics::new(&raw.name),
         })
     }
 

@@ -98,7 +98,7 @@ impl Emit<'_> {
             .backend
             .clone()
             .unwrap_or_else(|| placeholder("--backend"));
-        raw.ssl_flags = Some(root_eff.ssl_flags.render());
+        raw.ssl_flags = Some(root_eff.ssl_flags.to_string());
         raw.anonymous_authentication = Some(root_eff.anonymous);
         raw.iis_client_certificate_mapping_authentication = root_eff
             .mapper
@@ -134,7 +134,7 @@ impl Emit<'_> {
             }
             raw.locations.push(RawLocation {
                 path: url,
-                ssl_flags: Some(eff.ssl_flags.render()),
+                ssl_flags: Some(eff.ssl_flags.to_string()),
                 anonymous_authentication: Some(eff.anonymous),
                 iis_client_certificate_mapping_authentication: eff
                     .mapper

@@ -2,6 +2,7 @@
 //! enumerations, sslFlags) and the reporting of what is not understood.
 
 use super::*;
+use crate::iis::NoOpFlag;
 
 impl<'input> Reader<'_, 'input> {
     pub(super) fn at(&self, node: Node<'_, 'input>) -> At {
@@ -34,36 +35,10 @@ impl<'input> Reader<'_, 'input> {
         value: &str,
         scope: &str,
     ) -> Result<SslFlags, ImportError> {
-        let mut flags = SslFlags::default();
-        let (mut map_cert, mut ssl128) = (false, false);
-        if let Ok(n) = value.trim().parse::<u32>() {
-            if n & !(8 | 32 | 64 | 128 | 256) != 0 {
-                return Err(self.invalid(
-                    node,
-                    format!("sslFlags=\"{value}\" has bits IIS does not define"),
-                ));
-            }
-            flags.ssl = n & 8 != 0;
-            flags.negotiate_cert = n & 32 != 0;
-            flags.require_cert = n & 64 != 0;
-            map_cert = n & 128 != 0;
-            ssl128 = n & 256 != 0;
-        } else {
-            for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match name.to_ascii_lowercase().as_str() {
-                    "none" => {}
-                    "ssl" => flags.ssl = true,
-                    "sslnegotiatecert" => flags.negotiate_cert = true,
-                    "sslrequirecert" => flags.require_cert = true,
-                    "sslmapcert" => map_cert = true,
-                    "ssl128" => ssl128 = true,
-                    _ => {
-                        return Err(self
-                            .invalid(node, format!("sslFlags: '{name}' is not an IIS SSL flag")));
-                    }
-                }
-            }
-        }
+        let (flags, no_op) = SslFlags::parse_as_written(value)
+            .map_err(|e| self.invalid(node, format!("sslFlags=\"{value}\": {e}")))?;
+        let map_cert = no_op.contains(&NoOpFlag::SslMapCert);
+        let ssl128 = no_op.contains(&NoOpFlag::Ssl128);
         let at = self.at(node);
         if map_cert {
             self.out.warnings.push(format!(
