@@ -62,6 +62,10 @@ pub struct Kerberos {
     users: CredentialCache,
     kdc_requests: AtomicU64,
     cache_hits: AtomicU64,
+    /// `certgate_kerberos_ticket_cache_total` handles (hit, miss), taken on first use: the
+    /// recorder is installed after the first configuration load, and a handle skips the
+    /// per-call key hashing of `counter!` on the request path.
+    cache_metrics: std::sync::OnceLock<[metrics::Counter; 2]>,
 }
 
 impl std::fmt::Debug for Kerberos {
@@ -82,6 +86,7 @@ impl Kerberos {
             service: tokio::sync::Mutex::new(None),
             kdc_requests: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            cache_metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -125,8 +130,13 @@ impl Kerberos {
         if !loaded {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        metrics::counter!(METRIC_TICKET_CACHE, "result" => if loaded { "miss" } else { "hit" })
-            .increment(1);
+        let [hit, miss] = self.cache_metrics.get_or_init(|| {
+            [
+                metrics::counter!(METRIC_TICKET_CACHE, "result" => "hit"),
+                metrics::counter!(METRIC_TICKET_CACHE, "result" => "miss"),
+            ]
+        });
+        if loaded { miss } else { hit }.increment(1);
         let spn = Arc::clone(&target.spn);
         let token = blocking(Step::ServiceTicket, move || gss::token(&cred, &spn)).await?;
         let value = format!(
