@@ -11,10 +11,10 @@
 
 pub mod answer;
 pub mod body;
-pub mod headers;
 mod kerberos;
-pub mod path;
-pub mod upstream;
+
+/// The forwarding building blocks, at their historical paths.
+pub use crate::forward::{headers, path, upstream};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::raw::RawSite;
 use crate::config::{CertificateExpiry, PLACEHOLDER_PREFIX, Site};
-use crate::proxy::upstream::Backend;
+use crate::forward::upstream::Backend;
 use crate::tls::server::server_config;
 
 use super::{Loader, not_after};

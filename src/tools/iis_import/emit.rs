@@ -459,3 +459,36 @@ impl Emit<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn at(line: u32) -> At {
+        At {
+            file: "applicationHost.config".into(),
+            line,
+            column: 1,
+        }
+    }
+
+    #[test]
+    fn password_variables_are_named_per_site_and_shared_per_element() {
+        let mut pw = SitePasswords::new("Contoso Site (prod)");
+        assert_eq!(
+            pw.env_for(&at(10)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_1".into(), true)
+        );
+        assert_eq!(
+            pw.env_for(&at(20)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_2".into(), true)
+        );
+        // A location inheriting the first element reuses its variable.
+        assert_eq!(
+            pw.env_for(&at(10)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_1".into(), false)
+        );
+        assert_eq!(SitePasswords::new("--").prefix, "CERTGATE_PW_");
+    }
+}

@@ -147,3 +147,45 @@ impl<'input> Reader<'_, 'input> {
         ));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::{FileKind, ParsedFile, parse};
+    use crate::tools::iis_import::ImportError;
+
+    fn with_access(flags: &str) -> Result<ParsedFile, ImportError> {
+        let text = format!(
+            r#"<configuration>
+  <location path="S">
+    <system.webServer><security><access sslFlags="{flags}" /></security></system.webServer>
+  </location>
+</configuration>"#
+        );
+        parse(&text, "applicationHost.config", &FileKind::AppHost, 0)
+    }
+
+    #[test]
+    fn ssl_flags_use_the_one_parser_and_report_where() {
+        let err = with_access("1").err().unwrap().to_string();
+        assert!(err.contains("applicationHost.config:3:"), "{err}");
+        assert!(err.contains("sslFlags=\"1\""), "{err}");
+        assert!(err.contains("bits IIS does not define"), "{err}");
+        let err = with_access("Ssl, SslRequiredCert")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown flag `SslRequiredCert`"), "{err}");
+
+        // As written: Require without Negotiate stays so (the loader adds Negotiate).
+        let parsed = with_access("Ssl, SslRequireCert").unwrap();
+        let flags = parsed.fragments[0].ssl_flags.unwrap();
+        assert!(flags.require_cert && !flags.negotiate_cert);
+
+        let parsed = with_access("Ssl, SslMapCert, Ssl128").unwrap();
+        assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+        assert!(parsed.warnings[0].contains("SslMapCert"));
+        assert_eq!(parsed.untranslated.len(), 1, "{:?}", parsed.untranslated);
+        assert!(parsed.untranslated[0].contains("Ssl128"));
+    }
+}
