@@ -192,6 +192,10 @@ pub struct RawIisMapping {
     /// IIS `logonMethod`; accepted for fidelity, recorded, not used by an LDAP check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logon_method: Option<String>,
+    /// A CSV table of more one-to-one mappings (`userName,certificate,enabled`), for very
+    /// large lists; see [`crate::mapping::table`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_to_one_mappings_file: Option<String>,
     /// `<oneToOneMappings>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub one_to_one_mappings: Vec<RawOneToOne>,

@@ -4,7 +4,8 @@
 //! files read); each concern adds its methods in a module of its own: [`server`] (listeners,
 //! limits, host names), [`site`] (identity, backend), [`tls`] (client-certificate verifier),
 //! [`location`] (scopes and inheritance), [`mapping`] (the IIS mapper section), [`secrets`]
-//! (mapping passwords) and [`directory`] (Active Directory checks).
+//! (mapping passwords), [`table`] (the one-to-one mapping table) and [`directory`] (Active
+//! Directory checks).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,16 +26,14 @@ use server::{DEFAULT_BACKEND_CONNECT_TIMEOUT, DEFAULT_BACKEND_RESPONSE_TIMEOUT};
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
 mod directory;
-mod fast;
 mod kerberos;
 mod location;
 mod mapping;
 mod secrets;
 mod server;
 mod site;
+mod table;
 mod tls;
-
-use fast::FastOneToOne;
 
 /// notAfter of a certificate, in Unix seconds.
 fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
@@ -52,10 +51,6 @@ pub(super) struct Loader<'a> {
     has_directory: bool,
     /// `[kerberos].realm` when `[kerberos]` is present (SPNs without a realm get it).
     kerberos_realm: Option<String>,
-    /// One-to-one entries the fast path read from the text, by run (see [`fast`]).
-    runs: Vec<Vec<FastOneToOne<'a>>>,
-    /// The `user_name` prefix of the placeholder entries standing for `runs`.
-    marker: String,
     files: Vec<PathBuf>,
     /// Mapping passwords that could not be read, by the address of their [`MappedUser`]: only an
     /// error where a scope verifies credentials, since nothing else uses them.
@@ -77,8 +72,6 @@ impl<'a> Loader<'a> {
             warnings: Vec::new(),
             has_directory: false,
             kerberos_realm: None,
-            runs: Vec::new(),
-            marker: String::new(),
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
         }
@@ -100,7 +93,7 @@ impl<'a> Loader<'a> {
         ));
     }
 
-    pub(super) fn load(mut self, text: &'a str) -> Result<Runtime, ConfigErrors> {
+    pub(super) fn load(mut self, text: &str) -> Result<Runtime, ConfigErrors> {
         let raw = self.parse(text)?;
         let mut runtime = self.build(&raw);
         // A mapper shared by several scopes reports its problems once.
@@ -116,20 +109,8 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn parse(&mut self, text: &'a str) -> Result<RawConfig, ConfigErrors> {
-        // Long runs of one-to-one blocks are read by the fast path and the rest by TOML; any
-        // error, and the file is parsed as written, so messages and positions are TOML's.
-        if let Some(extracted) = fast::extract(text)
-            && let Ok(raw) = self.parse_text(&extracted.text)
-        {
-            self.runs = extracted.runs;
-            self.marker = extracted.marker;
-            return Ok(raw);
-        }
-        self.parse_text(text)
-    }
-
-    fn parse_text(&self, text: &str) -> Result<RawConfig, ConfigErrors> {
+    /// The TOML, through the `toml` crate only; an error names its key path and position.
+    fn parse(&self, text: &str) -> Result<RawConfig, ConfigErrors> {
         let position = |offset: Option<usize>| -> String {
             offset
                 .map(|o| {

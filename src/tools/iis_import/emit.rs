@@ -321,6 +321,7 @@ impl Emit<'_> {
             default_logon_domain: (!m.default_logon_domain.is_empty())
                 .then(|| m.default_logon_domain.clone()),
             logon_method: Some(m.logon_method.to_owned()),
+            one_to_one_mappings_file: None,
             one_to_one_mappings: one_to_one,
             many_to_one_mappings: many_to_one,
         }
