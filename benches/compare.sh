@@ -15,6 +15,10 @@
 # separately, and it is the same backend for both proxies.
 #
 # Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"] [-k]
+#   -s certgate-kerberos: certgate with Kerberos to the backend (S4U, warm ticket cache: a fresh
+#      Negotiate token per request from the cached ticket). Needs the test KDC's environment:
+#        bash scripts/with-ad.sh bash benches/compare.sh -s "certgate certgate-kerberos" -m keepalive
+#      The backend ignores the token; what is measured is certgate's own added work.
 #   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
 #   -m  modes to run (handshake, resume, keepalive) -s  servers to run (nginx, certgate)
 #   -k  keep the work directory (configs, logs, raw JSON) instead of deleting it
@@ -231,6 +235,20 @@ start_nginx_proxy() {
 }
 
 start_certgate_proxy() {
+    local name=${1:-certgate} kerberos= target= user='BENCH\\client'
+    if [[ $name == certgate-kerberos ]]; then
+        [[ -n ${KRB_BACKEND_SPN:-} && -n ${KRB5_CONFIG:-} ]] ||
+            die "certgate-kerberos needs the test KDC: run under scripts/with-ad.sh"
+        kerberos="
+[kerberos]
+realm = \"EXAMPLE.TEST\"
+principal = \"svc-certgate\"
+password_env = \"AD_BIND_PASSWORD\"
+"
+        target="[site.backend_kerberos]
+spn = \"$KRB_BACKEND_SPN\""
+        user='EXAMPLE\\alice'
+    fi
     if ! "$CERTGATE_BIN" run --help >/dev/null 2>&1; then
         log "warning: $CERTGATE_BIN has no 'run' subcommand yet; skipping certgate"
         return 1
@@ -248,7 +266,7 @@ issuer = ""
 serial = ""
 thumbprint = ""
 client_cert = ""
-
+$kerberos
 [[site]]
 name = "bench"
 host_names = ["localhost"]
@@ -263,15 +281,16 @@ backend = "http://127.0.0.1:$BACKEND_PORT"
 enabled = true
 
 [[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]
-user_name = "BENCH\\\\client"
+user_name = "$user"
 certificate_file = "$PKI/client.crt"
+$target
 EOF
     RUST_LOG=$CERTGATE_LOG taskset -c "$SERVER_CPU" "$CERTGATE_BIN" run -c "$WORK/certgate.toml" \
         >"$WORK/certgate.log" 2>&1 &
-    SERVER_PID[certgate]=$!
-    PIDS+=("${SERVER_PID[certgate]}")
-    SERVER_PORT[certgate]=$CERTGATE_PORT
-    wait_port "$CERTGATE_PORT" "${SERVER_PID[certgate]}" certgate
+    SERVER_PID[$name]=$!
+    PIDS+=("${SERVER_PID[$name]}")
+    SERVER_PORT[$name]=$CERTGATE_PORT
+    wait_port "$CERTGATE_PORT" "${SERVER_PID[$name]}" "$name"
 }
 
 # "utime stime" in clock ticks of a process and its direct children (nginx master + workers).
@@ -310,7 +329,7 @@ printf 'server\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_bus
 for server in $SERVERS; do
     case $server in
         nginx) start_nginx_proxy ;;
-        certgate) start_certgate_proxy || continue ;;
+        certgate | certgate-kerberos) start_certgate_proxy "$server" || continue ;;
         *) die "unknown server $server" ;;
     esac
     for mode in $MODES; do

@@ -126,7 +126,8 @@ if [ ! -f "$DIR/certs/server.pem" ]; then
   )
 fi
 
-# 4. smb.conf: the LDAP service only, loopback only, every path inside DIR. Simple binds on
+# 4. smb.conf: LDAP and the KDC (scripts/samba-kdc.sh adds the Kerberos accounts), loopback
+#    only, every path inside DIR. Simple binds on
 #    plain 389 are allowed so that the allow_plaintext path can be tested too.
 cat > "$DIR/etc/smb.conf" <<EOF
 [global]
@@ -134,7 +135,7 @@ cat > "$DIR/etc/smb.conf" <<EOF
 	workgroup = $DOMAIN
 	realm = $REALM
 	server role = active directory domain controller
-	server services = ldap
+	server services = ldap, kdc
 	interfaces = $IP/8
 	bind interfaces only = yes
 	ldap server require strong auth = no

@@ -22,6 +22,7 @@ pub mod error_page;
 pub mod forward;
 pub mod identity;
 pub mod iis;
+pub mod kerberos;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;

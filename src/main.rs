@@ -116,6 +116,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Run { config, .. } = &cli.command
+        && let Err(e) = certgate::kerberos::process_env::reexec_if_needed(config)
+    {
+        eprintln!("error: cannot restart with the [kerberos] environment: {e}");
+        return ExitCode::FAILURE;
+    }
     logging::init(cli.log_format);
     let result = async_runtime(cli.worker_threads)
         .context("cannot start the async runtime")

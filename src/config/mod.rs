@@ -109,6 +109,8 @@ pub struct Scope {
     pub mapper: Arc<Mapper>,
     /// Effective directory checks.
     pub directory: SitePolicy,
+    /// Effective Kerberos to the backend; `None` when off.
+    pub kerberos: Option<Arc<crate::kerberos::BackendKerberos>>,
 }
 
 /// One site, ready to serve.
@@ -206,6 +208,8 @@ pub struct Runtime {
     pub sites: Vec<Arc<Site>>,
     /// The Active Directory connection, when `[directory]` is configured.
     pub directory: Option<Directory>,
+    /// The Kerberos client, when `[kerberos]` is configured.
+    pub kerberos: Option<Arc<crate::kerberos::Kerberos>>,
     /// Things that work but are probably not what the author meant.
     pub warnings: Vec<String>,
     /// Every file the configuration read (itself included), for the file watcher.

@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// Revocation fetching: limits and the state directory (see README "Revocation").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation: Option<crate::revocation::config::RawRevocation>,
+    /// certgate's Kerberos service account, for Kerberos to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<crate::kerberos::RawKerberos>,
     /// IIS sites, each with its own TLS identity, client-certificate policy and backend.
     #[serde(default, rename = "site")]
     pub sites: Vec<RawSite>,
@@ -183,6 +186,9 @@ pub struct RawSite {
     /// IIS `<httpErrors>`: error mode and custom error pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_errors: Option<crate::error_page::RawHttpErrors>,
+    /// Kerberos to the backend (`Authorization: Negotiate` as the mapped user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_kerberos: Option<crate::kerberos::RawBackendKerberos>,
     /// IIS `<location path="Site/sub">` blocks.
     #[serde(default, rename = "location", skip_serializing_if = "Vec::is_empty")]
     pub locations: Vec<RawLocation>,
@@ -261,4 +267,7 @@ pub struct RawLocation {
     /// Overrides keys of the enclosing scope's directory checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<RawSiteDirectory>,
+    /// Overrides keys of the enclosing scope's Kerberos to the backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_kerberos: Option<crate::kerberos::RawBackendKerberos>,
 }

@@ -89,6 +89,10 @@ struct Pool {
 struct Pooled {
     sender: SendRequest<Incoming>,
     since: Instant,
+    /// The user whose connection-bound authentication (Kerberos) the connection carried, if
+    /// any. Backends such as IIS keep a connection authenticated after one `Negotiate`
+    /// exchange, so such a connection only ever serves requests of the same owner again.
+    owner: Option<Arc<str>>,
 }
 
 impl Backend {
@@ -175,11 +179,21 @@ impl Backend {
         &self,
         req: Request<Incoming>,
     ) -> Result<Response<Incoming>, BackendError> {
+        self.request_as(req, None).await
+    }
+
+    /// [`Self::request`] on a connection that only ever carries `owner`'s requests (`None`:
+    /// requests without connection-bound authentication).
+    pub async fn request_as(
+        &self,
+        req: Request<Incoming>,
+        owner: Option<&Arc<str>>,
+    ) -> Result<Response<Incoming>, BackendError> {
         let mut req = req;
-        while let Some(mut sender) = self.pool.checkout() {
+        while let Some(mut sender) = self.pool.checkout(owner) {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    self.pool.checkin(sender);
+                    self.pool.checkin(sender, owner);
                     return Ok(resp);
                 }
                 Err(mut e) => match e.take_message() {
@@ -190,7 +204,7 @@ impl Backend {
         }
         let mut sender = self.pool.connect().await?;
         let resp = sender.send_request(req).await?;
-        self.pool.checkin(sender);
+        self.pool.checkin(sender, owner);
         Ok(resp)
     }
 }
@@ -198,7 +212,7 @@ impl Backend {
 impl Pool {
     /// The most recently used connection that can take a request now; closed and expired
     /// ones are dropped on the way.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self, owner: Option<&Arc<str>>) -> Option<SendRequest<Incoming>> {
         let mut conns = self.conns.lock().ok()?;
         let mut i = conns.len();
         while i > 0 {
@@ -206,14 +220,14 @@ impl Pool {
             let pooled = &conns[i];
             if pooled.sender.is_closed() || pooled.since.elapsed() > IDLE_TIMEOUT {
                 conns.remove(i);
-            } else if pooled.sender.is_ready() {
+            } else if pooled.sender.is_ready() && pooled.owner.as_ref() == owner {
                 return Some(conns.remove(i).sender);
             }
         }
         None
     }
 
-    fn checkin(&self, sender: SendRequest<Incoming>) {
+    fn checkin(&self, sender: SendRequest<Incoming>, owner: Option<&Arc<str>>) {
         if sender.is_closed() {
             return;
         }
@@ -223,6 +237,7 @@ impl Pool {
             conns.push(Pooled {
                 sender,
                 since: Instant::now(),
+                owner: owner.cloned(),
             });
         }
     }

@@ -13,6 +13,7 @@ pub mod answer;
 pub mod body;
 mod execute_url;
 pub mod refusal;
+mod kerberos;
 
 /// The forwarding building blocks, at their historical paths.
 pub use crate::forward::{headers, path, upstream};
@@ -239,6 +240,12 @@ async fn phases(
     )
     .await;
     let identity = identity(conn, verdict, user_header)?;
+    let kerberos = match &scope.kerberos {
+        None => None,
+        Some(target) => {
+            Some(kerberos::authorize(conn, scope, target, identity.user.as_ref()).await?)
+        }
+    };
 
     // 4. Headers.
     let is_upgrade = req_wants_upgrade(req.headers(), req.version());
@@ -287,6 +294,10 @@ async fn phases(
     if req.version() == Version::HTTP_2 {
         join_cookies(req.headers_mut());
     }
+    let owner = kerberos.map(|(value, owner)| {
+        req.headers_mut().insert(header::AUTHORIZATION, value);
+        owner
+    });
 
     // 5. Forward.
     let backend = &conn.site.backend;
@@ -298,7 +309,11 @@ async fn phases(
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let started = Instant::now();
-    let result = tokio::time::timeout(backend.response_timeout, backend.request(req)).await;
+    let result = tokio::time::timeout(
+        backend.response_timeout,
+        backend.request_as(req, owner.as_ref()),
+    )
+    .await;
     let backend_error = |kind: &'static str| conn.site.metrics.backend_error(kind);
     let mut resp = match result {
         Err(_) => {
@@ -361,6 +376,8 @@ struct UserIdentity {
     header: Option<(HeaderName, HeaderValue)>,
     /// The directory account, when the scope checks accounts (for `X-Remote-Groups`).
     groups: Option<Arc<Account>>,
+    /// The mapping's password (Kerberos mode `password`).
+    password: Option<crate::directory::Secret>,
 }
 
 /// Renders the decision for forwarding: the identity to send, or the answer to give (logged
@@ -379,6 +396,7 @@ fn identity(
                     Some(_) => user_header.take(),
                     None => conn.runtime.headers.user_value(&user.name),
                 },
+                password: user.mapped.as_ref().and_then(|m| m.password.clone()),
                 name: user.name,
                 mapping: user.mapping,
                 groups: user.account,

@@ -160,6 +160,12 @@ pub struct Explanation {
     /// What the directory answered, when it was queried.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub directory_answer: Option<String>,
+    /// Kerberos to the backend, when the scope uses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos: Option<String>,
+    /// What the KDC answered, when it was queried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kerberos_answer: Option<String>,
     /// The answer.
     pub verdict: Verdict,
     /// The steps of the decision, in order, with their facts.
@@ -191,6 +197,7 @@ pub fn explain(
         target,
         DirectoryAccess::Describe,
         report.as_ref(),
+        false,
     )
     .now_or_never()
     .unwrap_or(Err(ExplainError::WouldWait))
@@ -211,6 +218,7 @@ pub async fn explain_with_revocation(
         target,
         DirectoryAccess::Describe,
         report.as_ref(),
+        false,
     )
     .await
 }
@@ -244,7 +252,7 @@ pub async fn explain_with_directory(
         Some(directory) => DirectoryAccess::Query(Some(directory)),
         None => DirectoryAccess::Describe,
     };
-    analyse(runtime, chain, target, access, report.as_ref()).await
+    analyse(runtime, chain, target, access, report.as_ref(), true).await
 }
 
 /// Runs [`decide`] as the proxy does, recording its steps, and renders the result.
@@ -254,6 +262,7 @@ async fn analyse(
     target: &Target<'_>,
     access: DirectoryAccess<'_>,
     revocation: Option<&RevocationReport>,
+    query_kerberos: bool,
 ) -> Result<Explanation, ExplainError> {
     let (site, chosen_by) = choose_site(runtime, target)?;
     let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
@@ -329,7 +338,12 @@ async fn analyse(
     decided.revocation = revocation.map(|report| decision::RevocationNote {
         sources: report.lines.clone(),
     });
-    let verdict = render_verdict(&decided);
+    let mut verdict = render_verdict(&decided);
+    let kerberos_answer = if query_kerberos {
+        super::explain_kerberos::query(runtime, scope, &decided, &mut verdict).await
+    } else {
+        None
+    };
     let directory_answer = steps.iter().find_map(|step| match step {
         Step::Directory { answer, .. } => Some(answer.clone()),
         _ => None,
@@ -347,6 +361,8 @@ async fn analyse(
         mapper: mapper_check,
         directory: describe_directory(&scope.directory),
         directory_answer,
+        kerberos: super::explain_kerberos::describe(runtime, scope),
+        kerberos_answer,
         verdict,
         steps,
     })
@@ -645,6 +661,12 @@ impl fmt::Display for Explanation {
                     let _ = writeln!(out, "  answer      not queried (add --query-directory)");
                 }
             }
+        }
+        if let Some(k) = &self.kerberos {
+            let _ = writeln!(out, "kerberos     {k}");
+            let answer = self.kerberos_answer.as_deref();
+            let answer = answer.unwrap_or("not queried (add --query-directory)");
+            let _ = writeln!(out, "  answer      {answer}");
         }
         let _ = writeln!(
             out,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod echo;
 pub mod explain;
+pub mod explain_kerberos;
 pub mod iis_import;
 pub mod mapping_cli;
 pub mod pki;

@@ -46,6 +46,11 @@ impl Loader<'_> {
             anonymous: raw.anonymous_authentication.unwrap_or(false),
             mapper: root_mapper,
             directory: root_directory,
+            kerberos: self.backend_kerberos(
+                raw.backend_kerberos.as_ref(),
+                None,
+                &format!("{key}.backend_kerberos"),
+            ),
         };
 
         // Parents before children, so each location inherits from its nearest enclosing scope.
@@ -87,6 +92,7 @@ impl Loader<'_> {
                 Arc::clone(&parent.mapper),
             );
             let parent_directory = parent.directory.clone();
+            let parent_kerberos = parent.kerberos.clone();
             let ssl_flags = match &loc.ssl_flags {
                 Some(text) => self.ssl_flags(&format!("{lkey}.ssl_flags"), text),
                 None => parent_flags,
@@ -107,6 +113,11 @@ impl Loader<'_> {
                 anonymous: loc.anonymous_authentication.unwrap_or(parent_anon),
                 mapper,
                 directory,
+                kerberos: self.backend_kerberos(
+                    loc.backend_kerberos.as_ref(),
+                    parent_kerberos.as_ref(),
+                    &format!("{lkey}.backend_kerberos"),
+                ),
             });
         }
         scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));

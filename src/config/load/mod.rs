@@ -28,6 +28,7 @@ const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 mod admin;
 mod directory;
 mod http_errors;
+mod kerberos;
 mod location;
 mod mapping;
 mod revocation;
@@ -59,6 +60,8 @@ pub(super) struct Loader<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
+    /// `[kerberos].realm` when `[kerberos]` is present (SPNs without a realm get it).
+    kerberos_realm: Option<String>,
     files: Vec<PathBuf>,
     /// Mapping passwords that could not be read, by the address of their [`MappedUser`]: only an
     /// error where a scope verifies credentials, since nothing else uses them.
@@ -83,6 +86,7 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
+            kerberos_realm: None,
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
             log_defaults: None,
@@ -176,6 +180,8 @@ impl<'a> Loader<'a> {
         self.has_directory = raw.directory.is_some();
         self.log_defaults = raw.log_file.clone();
         self.revocation_store = Some(self.revocation_store(raw, directory.as_ref()));
+        self.kerberos_realm = raw.kerberos.as_ref().map(|k| k.realm.trim().to_owned());
+        let kerberos = raw.kerberos.as_ref().and_then(|k| self.kerberos(k));
         if raw.sites.is_empty() {
             self.error(
                 "site",
@@ -231,6 +237,7 @@ impl<'a> Loader<'a> {
             headers: Arc::new(headers),
             sites,
             directory,
+            kerberos,
             warnings: std::mem::take(&mut self.warnings),
             files: std::mem::take(&mut self.files),
             exact_names,

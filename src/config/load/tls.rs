@@ -131,6 +131,7 @@ mod tests {
             anonymous: false,
             mapper: Arc::default(),
             directory: SitePolicy::default(),
+            kerberos: None,
         }
     }
 

@@ -146,7 +146,7 @@ pub struct ConfigIssue {
 }
 
 impl ConfigIssue {
-    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             reason: reason.into(),

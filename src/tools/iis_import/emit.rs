@@ -141,6 +141,7 @@ impl Emit<'_> {
                     .as_ref()
                     .map(|m| self.mapping(&site.name, m, &mut passwords)),
                 directory: None,
+                backend_kerberos: None,
             });
             emitted.push((path, eff));
         }

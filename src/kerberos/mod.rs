@@ -1,0 +1,237 @@
+//! Kerberos to the backend: the mapped user reaches a Windows-authenticated backend as
+//! themselves (`Authorization: Negotiate`), as IIS's certificate mapping ends in a Windows
+//! logon.
+//!
+//! - `s4u`: certgate's service account (protocol transition + constrained delegation to the
+//!   backend SPN) gets a ticket from the user to itself (S4U2Self), then from the user to the
+//!   backend (S4U2Proxy).
+//! - `password`: the user's own TGT from the mapping's password (IIS's `LogonUser`), then a
+//!   service ticket.
+//!
+//! One credential per (user, SPN, mode) is cached ([`cache`]) until shortly before its ticket
+//! ends, so the KDC is asked once, not per request; concurrent misses share one KDC exchange.
+//! Each request still gets a fresh AP-REQ made from the cached ticket (about 0.15 ms, no KDC):
+//! acceptors keep a replay cache, so a token cannot be sent twice. All GSS-API calls block, so
+//! they run on tokio's blocking pool.
+
+pub mod cache;
+pub mod config;
+pub mod error;
+#[cfg(feature = "kerberos")]
+mod gss;
+#[cfg(not(feature = "kerberos"))]
+#[path = "gss_stub.rs"]
+mod gss;
+pub mod principal;
+pub mod process_env;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use http::HeaderValue;
+
+pub use config::{
+    BackendKerberos, KerberosMode, KerberosSettings, RawBackendKerberos, RawKerberos,
+};
+pub use error::{KdcFailure, Kind, Step};
+
+use crate::directory::Secret;
+use cache::{CredentialCache, Key};
+use config::ServiceCredential;
+use gss::Credential;
+
+/// `certgate_kerberos_kdc_requests_total{step, outcome}`.
+pub const METRIC_KDC_REQUESTS: &str = "certgate_kerberos_kdc_requests_total";
+/// `certgate_kerberos_ticket_cache_total{result="hit|miss"}`.
+pub const METRIC_TICKET_CACHE: &str = "certgate_kerberos_ticket_cache_total";
+
+/// Counters for tests and `explain`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KerberosStats {
+    /// KDC exchanges started (service TGT, S4U, password logons), successful or not.
+    pub kdc_requests: u64,
+    /// Requests served from a cached credential.
+    pub cache_hits: u64,
+}
+
+/// The Kerberos client of one configuration.
+pub struct Kerberos {
+    settings: KerberosSettings,
+    service: tokio::sync::Mutex<Option<Credential>>,
+    users: CredentialCache,
+    kdc_requests: AtomicU64,
+    cache_hits: AtomicU64,
+    /// `certgate_kerberos_ticket_cache_total` handles (hit, miss), taken on first use: the
+    /// recorder is installed after the first configuration load, and a handle skips the
+    /// per-call key hashing of `counter!` on the request path.
+    cache_metrics: std::sync::OnceLock<[metrics::Counter; 2]>,
+}
+
+impl std::fmt::Debug for Kerberos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kerberos")
+            .field("realm", &self.settings.realm)
+            .field("principal", &self.settings.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kerberos {
+    /// A client for validated settings; nothing is contacted until the first request.
+    pub fn new(settings: KerberosSettings) -> Self {
+        Self {
+            users: CredentialCache::new(settings.cache_capacity, settings.renew_before),
+            settings,
+            service: tokio::sync::Mutex::new(None),
+            kdc_requests: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_metrics: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The validated `[kerberos]`.
+    pub fn settings(&self) -> &KerberosSettings {
+        &self.settings
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> KerberosStats {
+        KerberosStats {
+            kdc_requests: self.kdc_requests.load(Ordering::Relaxed),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The `Authorization` value for one request of `principal` to `target`: a fresh SPNEGO
+    /// token from the cached credential, fetching the credential first on a miss. `password`
+    /// is the mapping's, needed for mode `password`.
+    pub async fn authorization(
+        &self,
+        principal: &str,
+        target: &BackendKerberos,
+        password: Option<&Secret>,
+    ) -> Result<HeaderValue, KdcFailure> {
+        let password = match (target.mode, password) {
+            (KerberosMode::Password, Some(p)) if !p.is_empty() => Some(p.clone()),
+            (KerberosMode::Password, _) => {
+                return Err(KdcFailure::other(
+                    Step::Password,
+                    "mode = \"password\" needs the mapping's password_env or password_file",
+                ));
+            }
+            (KerberosMode::S4u, _) => None,
+        };
+        let key = Key::new(target.mode, principal, &target.spn, password.as_ref());
+        let (cred, loaded) = self
+            .users
+            .get_or_load(key, || self.load(principal, target, password))
+            .await?;
+        if !loaded {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        let [hit, miss] = self.cache_metrics.get_or_init(|| {
+            [
+                metrics::counter!(METRIC_TICKET_CACHE, "result" => "hit"),
+                metrics::counter!(METRIC_TICKET_CACHE, "result" => "miss"),
+            ]
+        });
+        if loaded { miss } else { hit }.increment(1);
+        let spn = Arc::clone(&target.spn);
+        let token = blocking(Step::ServiceTicket, move || gss::token(&cred, &spn)).await?;
+        let value = format!(
+            "Negotiate {}",
+            base64::engine::general_purpose::STANDARD.encode(token)
+        );
+        HeaderValue::from_str(&value)
+            .map_err(|_| KdcFailure::other(Step::ServiceTicket, "token is not a header value"))
+    }
+
+    /// One KDC exchange for a user: S4U2Self (or the password logon), then the service ticket,
+    /// so a refused delegation fails here and is never cached.
+    async fn load(
+        &self,
+        principal: &str,
+        target: &BackendKerberos,
+        password: Option<Secret>,
+    ) -> Result<Credential, KdcFailure> {
+        let service = match target.mode {
+            KerberosMode::S4u => Some(self.service_credential().await?),
+            KerberosMode::Password => None,
+        };
+        let (principal, spn) = (principal.to_owned(), Arc::clone(&target.spn));
+        let step = match target.mode {
+            KerberosMode::S4u => Step::S4u2Self,
+            KerberosMode::Password => Step::Password,
+        };
+        self.kdc_requests.fetch_add(1, Ordering::Relaxed);
+        let result = blocking(step, move || {
+            let cred = match (&service, &password) {
+                (Some(service), _) => gss::impersonate(service, &principal)?,
+                (None, Some(pw)) => gss::from_password(&principal, pw.expose(), Step::Password)?,
+                (None, None) => return Err(KdcFailure::other(Step::Password, "no password")),
+            };
+            gss::token(&cred, &spn)?;
+            Ok(cred)
+        })
+        .await;
+        count(step, &result);
+        result
+    }
+
+    /// The service account's TGT, acquired on first use and again shortly before it ends.
+    async fn service_credential(&self) -> Result<Credential, KdcFailure> {
+        let mut held = self.service.lock().await;
+        if let Some(cred) = held.as_ref()
+            && cred.lifetime() > self.settings.renew_before
+        {
+            return Ok(cred.clone());
+        }
+        let principal = self.settings.principal.clone();
+        let credential = self.settings.credential.clone();
+        self.kdc_requests.fetch_add(1, Ordering::Relaxed);
+        let result = blocking(Step::Service, move || match &credential {
+            ServiceCredential::Keytab(path) => {
+                let expected = process_env::client_ktname(path);
+                if std::env::var("KRB5_CLIENT_KTNAME").ok().as_deref() != Some(expected.as_str()) {
+                    return Err(KdcFailure::other(
+                        Step::Service,
+                        format!(
+                            "the keytab is read through KRB5_CLIENT_KTNAME, which is not \
+                             {expected} (certgate run sets it at start; a changed keytab path \
+                             takes a restart)"
+                        ),
+                    ));
+                }
+                gss::service_from_keytab(&principal)
+            }
+            ServiceCredential::Password(pw) => {
+                gss::from_password(&principal, pw.expose(), Step::Service)
+            }
+        })
+        .await;
+        count(Step::Service, &result);
+        let cred = result?;
+        *held = Some(cred.clone());
+        Ok(cred)
+    }
+}
+
+fn count<T>(step: Step, result: &Result<T, KdcFailure>) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.kind.as_str(),
+    };
+    metrics::counter!(METRIC_KDC_REQUESTS, "step" => step.as_str(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// Runs a blocking GSS-API call on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    step: Step,
+    f: impl FnOnce() -> Result<T, KdcFailure> + Send + 'static,
+) -> Result<T, KdcFailure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KdcFailure::other(step, format!("GSS-API worker failed: {e}")))?
+}
