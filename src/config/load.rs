@@ -57,6 +57,8 @@ pub(super) struct Loader<'a> {
     file: PathBuf,
     base: PathBuf,
     resumption: &'a ResumptionKeys,
+    /// `[server] session_ticket_keys`, once read.
+    ticket_keys: Option<crate::tls::ticket_keys::TicketKeys>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
@@ -81,6 +83,7 @@ impl<'a> Loader<'a> {
             file: file.to_owned(),
             base,
             resumption,
+            ticket_keys: None,
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
@@ -394,6 +397,14 @@ impl<'a> Loader<'a> {
         if raw.server.max_connections == Some(0) {
             self.error("server.max_connections", "must be at least 1");
         }
+        if let Some(file) = &raw.server.session_ticket_keys
+            && let Some(path) = self.file_value("server.session_ticket_keys", file)
+        {
+            match crate::tls::ticket_keys::TicketKeys::load(&path) {
+                Ok(keys) => self.ticket_keys = Some(keys),
+                Err(e) => self.error("server.session_ticket_keys", e.to_string()),
+            }
+        }
         (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
             ServerSettings {
                 listen,
@@ -526,7 +537,11 @@ impl<'a> Loader<'a> {
         if self.errors.len() != errors_before {
             return None;
         }
-        let resumption = match self.resumption.for_site(&raw.name) {
+        let resumption = match self.resumption.for_site(
+            &raw.name,
+            client_auth.trust_fingerprint(),
+            self.ticket_keys.as_ref(),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 self.error(&key, format!("cannot create session ticket keys: {e}"));

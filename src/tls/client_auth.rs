@@ -81,6 +81,7 @@ pub struct ClientAuth {
     offer: bool,
     mandatory: bool,
     reporting: ErrorReporting,
+    fingerprint: [u8; 32],
 }
 
 impl ClientAuth {
@@ -92,6 +93,12 @@ impl ClientAuth {
             offer: false,
             mandatory: false,
             reporting: ErrorReporting::Http,
+            fingerprint: trust_fingerprint(
+                &RootCertStore::empty(),
+                None,
+                ErrorReporting::Http,
+                false,
+            ),
         }
     }
 
@@ -105,6 +112,7 @@ impl ClientAuth {
         mandatory: bool,
     ) -> Result<Self, VerifierBuilderError> {
         let provider = super::provider();
+        let fingerprint = trust_fingerprint(&roots, Some(revocation), reporting, mandatory);
         let mut builder =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
                 .with_crls(crls)
@@ -125,7 +133,17 @@ impl ClientAuth {
             offer: true,
             mandatory: mandatory && reporting == ErrorReporting::Tls,
             reporting,
+            fingerprint,
         })
+    }
+
+    /// SHA-256 over what decides whether a presented chain is trusted: the client CAs (subject,
+    /// key, name constraints), the revocation policy and where errors are reported. Session
+    /// ticket keys are bound to it, so a session from before a trust change never resumes. CRL
+    /// contents and mappings are not part of it: both are applied again after every handshake,
+    /// resumed ones included, so a new CRL or mapping reaches resumed sessions at once.
+    pub fn trust_fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
     }
 
     /// [`Self::classify`] for a connection's chain right after its handshake. With
@@ -165,6 +183,42 @@ impl ClientAuth {
             },
         }
     }
+}
+
+fn trust_fingerprint(
+    roots: &RootCertStore,
+    revocation: Option<&RevocationPolicy>,
+    reporting: ErrorReporting,
+    mandatory: bool,
+) -> [u8; 32] {
+    let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        hash.update(&(bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(b"certgate trust v1");
+    let flags = match revocation {
+        None => [0, 0, 0, 0],
+        Some(r) => [
+            1,
+            u8::from(r.end_entity_only),
+            u8::from(r.allow_unknown_status),
+            u8::from(r.allow_expired_crl),
+        ],
+    };
+    field(&flags);
+    field(&[
+        u8::from(reporting == ErrorReporting::Tls),
+        u8::from(mandatory),
+    ]);
+    for anchor in &roots.roots {
+        field(anchor.subject.as_ref());
+        field(anchor.subject_public_key_info.as_ref());
+        field(anchor.name_constraints.as_deref().unwrap_or_default());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hash.finish().as_ref());
+    out
 }
 
 /// The verdict for a chain that verified: valid, unless its leaf cannot be read (webpki and
