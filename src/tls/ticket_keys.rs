@@ -54,7 +54,8 @@ pub enum TicketKeyError {
     /// Group or others have access (ssh refuses private keys like that).
     #[error(
         "{path} is accessible by group or others (mode {mode:04o}); session ticket keys are \
-         secret: chmod 600 (or defaultMode: 0400 for a Kubernetes Secret)"
+         secret: chmod 600 (group-readable only when another user owns the file, e.g. \
+         root:certgate 0440 or a Kubernetes Secret with fsGroup)"
     )]
     Permissions {
         /// The file.
@@ -173,11 +174,18 @@ impl TicketKeys {
     }
 }
 
+/// ssh's rule for private keys: nobody but the owner may touch a file the process owns. A file
+/// owned by another user (root:certgate 0440, or a Kubernetes Secret mounted with `fsGroup`)
+/// may be readable by its group, since that group is how the process reads it; others never.
 #[cfg(unix)]
 fn check_mode(path: &str, meta: &std::fs::Metadata) -> Result<(), TicketKeyError> {
-    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o077 != 0 {
+    // The owner of /proc/self is the process's effective uid; without /proc, assume the file
+    // is ours and apply the strict rule.
+    let ours = std::fs::metadata("/proc/self").map_or(true, |me| me.uid() == meta.uid());
+    let forbidden = if ours { 0o077 } else { 0o007 };
+    if mode & forbidden != 0 {
         return Err(TicketKeyError::Permissions {
             path: path.to_owned(),
             mode,
@@ -442,6 +450,13 @@ mod tests {
         for mode in [0o600, 0o400] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             assert_eq!(TicketKeys::load(&path).unwrap().len(), 1);
+        }
+        // Owned by someone else (needs root to arrange): its group may read, others may not.
+        if std::os::unix::fs::chown(&path, Some(54_321), None).is_ok() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+            assert_eq!(TicketKeys::load(&path).unwrap().len(), 1);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+            assert!(TicketKeys::load(&path).is_err());
         }
     }
 }
