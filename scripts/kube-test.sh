@@ -52,7 +52,6 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run as root (podman with runc needs it)"
 BIN=$(realpath -e "${1:-target/debug/certgate}" 2>/dev/null) || die "no binary (cargo build --bin certgate)"
 WORK=$(realpath -m "${CERTGATE_CONTAINER_DIR:-$REPO/target/container-test}")
-IMAGE=localhost/certgate:container-test
 MANIFEST=$REPO/deploy/kubernetes/certgate.yaml
 
 for pair in catatonit:catatonit openssl:openssl jq:jq python3:python3; do
@@ -65,30 +64,10 @@ python3 -c 'import yaml' 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get i
     -o DPkg::Lock::Timeout=900 --no-install-recommends python3-yaml >&2 \
     || die "apt-get install python3-yaml failed"
 
-# The podman configuration container-test.sh wrote (it picks the storage driver).
-use_podman_dir() {
-    local d
-    for d in "$WORK"/podman-overlay "$WORK"/podman-vfs; do
-        if [ -f "$d/conf/containers.conf" ]; then
-            export CONTAINERS_CONF=$d/conf/containers.conf CONTAINERS_STORAGE_CONF=$d/conf/storage.conf
-            return 0
-        fi
-    done
-    return 1
-}
-image_is_current() {
-    use_podman_dir && podman image exists "$IMAGE" || return 1
-    # The image must be newer than this binary (a stale image would test old code).
-    local created
-    created=$(podman image inspect "$IMAGE" --format '{{.Created.Unix}}' 2>/dev/null) || return 1
-    [ "$created" -ge "$(stat -c %Y "$BIN")" ]
-}
+# shellcheck source=scripts/podman-reuse.sh
+. "$REPO/scripts/podman-reuse.sh"
 T=$(now)
-if ! image_is_current; then
-    log "no image for this binary yet: running scripts/container-test.sh first"
-    CERTGATE_KEEP_IMAGE=1 bash "$REPO/scripts/container-test.sh" "$BIN" >&2 || die "container-test.sh failed"
-    image_is_current || die "container-test.sh did not leave $IMAGE with this binary"
-fi
+ensure_certgate_image
 T_IMAGE=$(elapsed "$T")
 
 exec 9>"$WORK/kube.lock"
@@ -128,6 +107,7 @@ cleanup() {
     [ -f "$RUN/app.yaml" ] && podman kube down "$RUN/app.yaml" >/dev/null 2>&1 || true
     [ -f "$RUN/backend.yaml" ] && podman kube down "$RUN/backend.yaml" >/dev/null 2>&1 || true
     podman volume rm -f certgate-config >/dev/null 2>&1 || true
+    podman volume prune -f >/dev/null 2>&1 || true # anonymous volumes of the images
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -142,7 +122,7 @@ metadata:
 spec:
   containers:
     - name: echo
-      image: $IMAGE
+      image: $CERTGATE_IMAGE
       args: ["echo-backend", "--listen", "0.0.0.0:8080"]
 EOF
 podman kube play --network podman "$RUN/backend.yaml" >"$RUN/play-backend.out" 2>&1 \
@@ -151,7 +131,7 @@ BACKEND_IP=$(podman inspect "$NS-backend-echo" --format '{{.NetworkSettings.IPAd
 [ -n "$BACKEND_IP" ] || die "the backend pod has no IP"
 
 # --- the manifest, with this test's substitutions ------------------------------------------
-python3 - "$MANIFEST" "$RUN/app.yaml" "$IMAGE" "http://$BACKEND_IP:8080" "$RUN" <<'PY' \
+python3 - "$MANIFEST" "$RUN/app.yaml" "$CERTGATE_IMAGE" "http://$BACKEND_IP:8080" "$RUN" <<'PY' \
     || die "cannot rewrite the manifest"
 import sys, yaml
 src, dst, image, backend, run = sys.argv[1:]
