@@ -1,6 +1,12 @@
 //! Configuration load with 1, 10k and 1M one-to-one mappings: wall time of
 //! `certgate::config::Runtime::load` and the memory it adds. Run with
-//! `cargo bench --bench load` (sizes as arguments: `cargo bench --bench load -- 1000000`).
+//! `cargo bench --bench load` (sizes and formats as arguments:
+//! `cargo bench --bench load -- 1000000 csv`).
+//!
+//! Two formats per size: `csv`, the mappings in a mapping table (`one_to_one_mappings_file`,
+//! written as PowerShell's `Export-Csv` writes, every field quoted) next to a small TOML file;
+//! and `toml`, the same mappings as inline `[[...one_to_one_mappings]]` blocks, which the
+//! `toml` crate reads (slowly: that is what the table is for).
 //!
 //! Each size runs in a fresh child process, so the memory numbers of one size are not disturbed
 //! by the allocator state another left behind. For each size the child reports:
@@ -57,10 +63,17 @@ fn main() {
         child(n);
         return;
     }
-    // `cargo bench` passes `--bench`; anything numeric is a size.
+    // `cargo bench` passes `--bench`; anything numeric is a size, `csv`/`toml` a format.
     let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     if sizes.is_empty() {
         sizes = DEFAULT_SIZES.to_vec();
+    }
+    let mut formats: Vec<&str> = ["csv", "toml"]
+        .into_iter()
+        .filter(|f| args.iter().any(|a| a == f))
+        .collect();
+    if formats.is_empty() {
+        formats = vec!["csv", "toml"];
     }
     let dir = bench_dir();
     println!(
@@ -68,8 +81,9 @@ fn main() {
         dir.display()
     );
     println!(
-        "{:>9}  {:>8}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>7}",
+        "{:>9}  {:>6}  {:>8}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8}  {:>8}  {:>7}",
         "entries",
+        "format",
         "file MB",
         "load min",
         "load med",
@@ -80,28 +94,34 @@ fn main() {
         "B/entry"
     );
     for n in sizes {
-        let file = config_file(&dir, n);
-        let out = Command::new(std::env::current_exe().unwrap())
-            .arg("--child")
-            .arg(n.to_string())
-            .env("LOAD_BENCH_FILE", &file)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            panic!(
-                "child for {n} failed:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+        for format in &formats {
+            let (file, data) = config_file(&dir, n, format);
+            let out = Command::new(std::env::current_exe().unwrap())
+                .arg("--child")
+                .arg(n.to_string())
+                .env("LOAD_BENCH_FILE", &file)
+                .env("LOAD_BENCH_DATA", &data)
+                .env("LOAD_BENCH_FORMAT", format)
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                panic!(
+                    "child for {n} {format} failed:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            print!("{}", String::from_utf8_lossy(&out.stdout));
         }
-        print!("{}", String::from_utf8_lossy(&out.stdout));
     }
 }
 
 /// Loads the file several times in this (fresh) process and prints one table row.
 fn child(n: usize) {
     let file = PathBuf::from(std::env::var_os("LOAD_BENCH_FILE").unwrap());
-    let file_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
+    let data = PathBuf::from(std::env::var_os("LOAD_BENCH_DATA").unwrap());
+    let format = std::env::var("LOAD_BENCH_FORMAT").unwrap();
+    let file_mb = std::fs::metadata(&data).unwrap().len() as f64 / 1e6;
     let keys = ResumptionKeys::default();
     let runs = std::env::var("LOAD_BENCH_RUNS")
         .ok()
@@ -141,8 +161,9 @@ fn child(n: usize) {
     let peak_added = peak.saturating_sub(before) as f64 / 1024.0;
     let ticks = 1.0 / 100.0; // USER_HZ
     println!(
-        "{:>9}  {:>8.1}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8.1}  {:>8.1}  {:>7.0}",
+        "{:>9}  {:>6}  {:>8.1}  {:>9}  {:>9}  {:>9}  {:>9}  {:>8.1}  {:>8.1}  {:>7.0}",
         n,
+        format,
         file_mb,
         show(times[0].0),
         show(times[times.len() / 2].0),
@@ -192,43 +213,72 @@ fn bench_dir() -> PathBuf {
     target.join("load-bench")
 }
 
-/// The config file with `n` mappings, generated once (with its PKI) and cached.
-fn config_file(dir: &Path, n: usize) -> PathBuf {
-    let file = dir.join(format!("one_to_one_{n}.toml"));
-    if file.exists() {
-        return file;
+/// The config file with `n` mappings in `format` and the file holding the mappings (the same
+/// file for `toml`), generated once (with their PKI) and cached.
+fn config_file(dir: &Path, n: usize, format: &str) -> (PathBuf, PathBuf) {
+    let toml = dir.join(format!("one_to_one_{n}.toml"));
+    let table_toml = dir.join(format!("one_to_one_{n}_table.toml"));
+    let csv = dir.join(format!("one_to_one_{n}.csv"));
+    let wanted = match format {
+        "csv" => (table_toml.clone(), csv.clone()),
+        _ => (toml.clone(), toml.clone()),
+    };
+    if wanted.0.exists() && wanted.1.exists() {
+        return wanted;
     }
     std::fs::create_dir_all(dir).unwrap();
     let pki = Pki::load_or_create(dir);
     let start = Instant::now();
     let certs = pki.mapping_certificates(n);
-    let mut text = String::from(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[site]]\nname = \"Default Web Site\"\n\
+    let head = "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[site]]\nname = \"Default Web Site\"\n\
          host_names = [\"localhost\"]\ncertificate = \"server.crt\"\nprivate_key = \"server.key\"\n\
          client_ca = [\"ca.crt\"]\nssl_flags = \"Ssl, SslNegotiateCert, SslRequireCert\"\n\
          anonymous_authentication = false\nbackend = \"http://127.0.0.1:9\"\n\n\
          [site.iis_client_certificate_mapping_authentication]\nenabled = true\n\
-         one_to_one_certificate_mappings_enabled = true\n",
-    );
-    text.reserve(n * (certs.first().map_or(0, |c| c.len() * 4 / 3) + 120));
-    for (i, der) in certs.iter().enumerate() {
-        write!(
-            text,
-            "\n[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]\n\
-             user_name = \"EXAMPLE\\\\user{i:07}\"\ncertificate = \"{}\"\n",
-            STANDARD.encode(der)
-        )
-        .unwrap();
+         one_to_one_certificate_mappings_enabled = true\n";
+    let per_entry = certs.first().map_or(0, |c| c.len() * 4 / 3) + 120;
+    if format == "csv" {
+        write_atomically(
+            &table_toml,
+            &format!("{head}one_to_one_mappings_file = \"one_to_one_{n}.csv\"\n"),
+        );
+        let mut text = String::with_capacity(n * per_entry);
+        text.push_str("\"userName\",\"certificate\",\"enabled\"\r\n");
+        for (i, der) in certs.iter().enumerate() {
+            write!(
+                text,
+                "\"EXAMPLE\\user{i:07}\",\"{}\",\"True\"\r\n",
+                STANDARD.encode(der)
+            )
+            .unwrap();
+        }
+        write_atomically(&csv, &text);
+    } else {
+        let mut text = String::from(head);
+        text.reserve(n * per_entry);
+        for (i, der) in certs.iter().enumerate() {
+            write!(
+                text,
+                "\n[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]\n\
+                 user_name = \"EXAMPLE\\\\user{i:07}\"\ncertificate = \"{}\"\n",
+                STANDARD.encode(der)
+            )
+            .unwrap();
+        }
+        write_atomically(&toml, &text);
     }
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, &file).unwrap();
     eprintln!(
         "generated {n} mapping certificates in {:.1} s -> {}",
         start.elapsed().as_secs_f64(),
-        file.display()
+        wanted.1.display()
     );
-    file
+    wanted
+}
+
+fn write_atomically(file: &Path, text: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
 }
 
 /// The CA (kept as PKCS#8 so later runs sign with the same key), the server certificate, and

@@ -6,6 +6,7 @@
 
 pub mod many_to_one;
 pub mod one_to_one;
+pub mod table;
 
 use std::fmt;
 use std::sync::Arc;
@@ -63,6 +64,14 @@ pub enum MappingSource {
         /// Position in the array.
         index: usize,
     },
+    /// Line `line` of the one-to-one mapping table `file` (as configured); shown as
+    /// `mappings.csv line 7`.
+    Row {
+        /// The table, as `one_to_one_mappings_file` names it.
+        file: Arc<str>,
+        /// Line number.
+        line: usize,
+    },
 }
 
 impl MappingSource {
@@ -70,7 +79,7 @@ impl MappingSource {
     pub fn label(&self) -> Arc<str> {
         match self {
             Self::Named(name) => Arc::clone(name),
-            Self::Entry { .. } => self.to_string().into(),
+            Self::Entry { .. } | Self::Row { .. } => self.to_string().into(),
         }
     }
 }
@@ -80,6 +89,7 @@ impl fmt::Display for MappingSource {
         match self {
             Self::Named(name) => f.write_str(name),
             Self::Entry { list, index } => write!(f, "{list}[{index}]"),
+            Self::Row { file, line } => write!(f, "{file} line {line}"),
         }
     }
 }

@@ -3,15 +3,18 @@
 
 use std::sync::Arc;
 
-use crate::config::raw::RawIisMapping;
+use std::path::Path;
+
+use crate::config::ConfigError;
+use crate::config::raw::{RawIisMapping, RawOneToOne};
 use crate::mapping::many_to_one::ManyToOneSet;
 use crate::mapping::one_to_one::{
     CertificateProblem, OneToOneIndex, certificate_digest, digest_certificate_text, map_entries,
 };
+use crate::mapping::table::describe;
 use crate::mapping::{MappedUser, Mapper, MappingKind, MappingSource};
 
 use super::Loader;
-use super::fast::{self, FastOneToOne};
 
 impl Loader<'_> {
     pub(super) fn mapper(&mut self, key: &str, raw: &RawIisMapping) -> Mapper {
@@ -71,29 +74,14 @@ impl Loader<'_> {
         }
     }
 
-    /// A section's `one_to_one_mappings`, indexed. Placeholders of the fast path stand for
-    /// their runs, so positions (and key paths) are those of the file. Decoding, checking and
-    /// hashing the inline certificates runs first, on all cores; then each entry is judged in
-    /// file order, so errors come out in the same order as one entry at a time.
+    /// A section's one-to-one mappings, inline and from its table, indexed. Decoding, checking
+    /// and hashing the inline certificates runs first, on all cores; then each entry is judged
+    /// in file order, so errors come out in the same order as one entry at a time. The table's
+    /// rows follow the inline entries, so a certificate in both is a duplicate in the table.
     fn one_to_one_list(&mut self, key: &str, raw: &RawIisMapping) -> OneToOneIndex {
-        let runs = std::mem::take(&mut self.runs);
-        let placeholder = |entry| fast::placeholder_run(&self.marker, runs.len(), entry);
-        let parsed: Vec<FastOneToOne<'_>> = raw
-            .one_to_one_mappings
-            .iter()
-            .filter(|e| placeholder(e).is_none())
-            .map(FastOneToOne::from)
-            .collect();
-        let mut parsed_entries = parsed.iter();
-        let mut entries: Vec<&FastOneToOne<'_>> = Vec::new();
-        for entry in &raw.one_to_one_mappings {
-            match placeholder(entry) {
-                Some(run) => entries.extend(&runs[run]),
-                None => entries.extend(parsed_entries.next()),
-            }
-        }
+        let entries = &raw.one_to_one_mappings;
         let list: Arc<str> = format!("{key}.one_to_one_mappings").into();
-        let prepared = map_entries(&entries, |j, e, scratch| {
+        let prepared = map_entries(entries, |j, e, scratch| {
             let digest = match (&e.certificate, &e.certificate_file) {
                 (Some(text), None) => Some(digest_certificate_text(text, scratch)),
                 _ => None,
@@ -115,9 +103,13 @@ impl Loader<'_> {
         for (j, (entry, prepared)) in entries.iter().zip(prepared).enumerate() {
             if let Some(indexable) = self.one_to_one(&list, j, entry, prepared) {
                 indexed.push(indexable);
-                error_at.push((j, self.errors.len()));
+                error_at.push((Place::Inline(j), self.errors.len()));
             }
         }
+        let table = raw
+            .one_to_one_mappings_file
+            .as_deref()
+            .and_then(|file| self.one_to_one_table(key, file, &mut indexed, &mut error_at));
         let (index, duplicates) = OneToOneIndex::build(indexed);
         if !duplicates.is_empty() {
             let later = self.errors.split_off(first_error);
@@ -126,17 +118,14 @@ impl Loader<'_> {
                 while let Some((position, existing)) =
                     duplicates.next_if(|(position, _)| error_at[*position].1 <= first_error + k)
                 {
-                    self.duplicate(&list, error_at[position].0, &existing);
+                    self.duplicate(&list, table.as_deref(), error_at[position].0, &existing);
                 }
                 self.errors.push(error);
             }
             for (position, existing) in duplicates {
-                self.duplicate(&list, error_at[position].0, &existing);
+                self.duplicate(&list, table.as_deref(), error_at[position].0, &existing);
             }
         }
-        drop(entries);
-        drop(parsed);
-        self.runs = runs;
         index
     }
 
@@ -146,7 +135,7 @@ impl Loader<'_> {
         &mut self,
         list: &Arc<str>,
         j: usize,
-        raw: &FastOneToOne<'_>,
+        raw: &RawOneToOne,
         prepared: Prepared,
     ) -> Option<([u8; 32], Arc<MappedUser>)> {
         let Prepared { digest, user } = prepared;
@@ -231,27 +220,38 @@ impl Loader<'_> {
         Some((digest, user))
     }
 
-    /// Entry `j` maps the same certificate as `existing`, an earlier entry.
-    fn duplicate(&mut self, list: &str, j: usize, existing: &MappedUser) {
-        self.error(
-            format!("{list}[{j}]"),
-            format!(
-                "the same certificate is already mapped by {} (IIS: duplicate collection key)",
-                existing.source
-            ),
+    /// The entry at `place` maps the same certificate as `existing`, an earlier entry; a table
+    /// row's error names the table (`table`) and its line.
+    fn duplicate(&mut self, list: &str, table: Option<&Path>, place: Place, existing: &MappedUser) {
+        let reason = format!(
+            "the same certificate is already mapped by {} (IIS: duplicate collection key)",
+            existing.source
         );
+        match (place, table) {
+            (Place::Row(line), Some(table)) => self.errors.push(ConfigError {
+                file: table.to_owned(),
+                key: format!("line {line}"),
+                reason,
+            }),
+            (Place::Inline(j), _) | (Place::Row(j), None) => {
+                self.error(format!("{list}[{j}]"), reason);
+            }
+        }
     }
 
     /// Reports a mapping certificate that cannot be used, at `key.which`.
     fn certificate_problem(&mut self, key: &str, which: &str, problem: CertificateProblem) {
-        let reason = match problem {
-            CertificateProblem::Text(e) => e.to_string(),
-            CertificateProblem::NotX509(e) => {
-                format!("decodes, but is not an X.509 certificate ({e}); IIS would answer 401.1")
-            }
-        };
-        self.error(format!("{key}.{which}"), reason);
+        self.error(format!("{key}.{which}"), describe(problem));
     }
+}
+
+/// Where an indexed one-to-one entry is configured.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Place {
+    /// Position in the section's `one_to_one_mappings`.
+    Inline(usize),
+    /// Line of the section's mapping table.
+    Row(usize),
 }
 
 /// Per-entry work done in parallel before the entries are judged in order.
@@ -265,9 +265,9 @@ struct Prepared {
 
 /// The user of entry `j` of the list at `list`, for an entry without a password (built off the
 /// loader, in parallel; one with a password goes through `Loader::mapped_user`).
-fn one_to_one_user(raw: &FastOneToOne<'_>, list: &Arc<str>, j: usize) -> Arc<MappedUser> {
+fn one_to_one_user(raw: &RawOneToOne, list: &Arc<str>, j: usize) -> Arc<MappedUser> {
     Arc::new(MappedUser {
-        user_name: raw.user_name.as_ref().into(),
+        user_name: raw.user_name.as_str().into(),
         kind: MappingKind::OneToOne,
         source: MappingSource::Entry {
             list: Arc::clone(list),

@@ -4,7 +4,8 @@
 //! files read); each concern adds its methods in a module of its own: [`server`] (listeners,
 //! limits, host names), [`site`] (identity, backend), [`tls`] (client-certificate verifier),
 //! [`location`] (scopes and inheritance), [`mapping`] (the IIS mapper section), [`secrets`]
-//! (mapping passwords) and [`directory`] (Active Directory checks).
+//! (mapping passwords), [`table`] (the one-to-one mapping table) and [`directory`] (Active
+//! Directory checks).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::raw::RawConfig;
 use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime};
+use crate::forward::headers::IdentityHeaders;
 use crate::mapping::MappedUser;
-use crate::proxy::headers::IdentityHeaders;
 use crate::tls::server::ResumptionKeys;
 use server::{DEFAULT_BACKEND_CONNECT_TIMEOUT, DEFAULT_BACKEND_RESPONSE_TIMEOUT};
 
@@ -25,15 +26,13 @@ use server::{DEFAULT_BACKEND_CONNECT_TIMEOUT, DEFAULT_BACKEND_RESPONSE_TIMEOUT};
 const MAPPING_KEY: &str = "iis_client_certificate_mapping_authentication";
 
 mod directory;
-mod fast;
 mod location;
 mod mapping;
 mod secrets;
 mod server;
 mod site;
+mod table;
 mod tls;
-
-use fast::FastOneToOne;
 
 /// notAfter of a certificate, in Unix seconds.
 fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
@@ -51,10 +50,6 @@ pub(super) struct Loader<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
-    /// One-to-one entries the fast path read from the text, by run (see [`fast`]).
-    runs: Vec<Vec<FastOneToOne<'a>>>,
-    /// The `user_name` prefix of the placeholder entries standing for `runs`.
-    marker: String,
     files: Vec<PathBuf>,
     /// Mapping passwords that could not be read, by the address of their [`MappedUser`]: only an
     /// error where a scope verifies credentials, since nothing else uses them.
@@ -76,8 +71,6 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,
-            runs: Vec::new(),
-            marker: String::new(),
             files: vec![file.to_owned()],
             unresolved_passwords: HashMap::new(),
         }
@@ -99,7 +92,7 @@ impl<'a> Loader<'a> {
         ));
     }
 
-    pub(super) fn load(mut self, text: &'a str) -> Result<Runtime, ConfigErrors> {
+    pub(super) fn load(mut self, text: &str) -> Result<Runtime, ConfigErrors> {
         let raw = self.parse(text)?;
         let mut runtime = self.build(&raw);
         // A mapper shared by several scopes reports its problems once.
@@ -115,20 +108,8 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn parse(&mut self, text: &'a str) -> Result<RawConfig, ConfigErrors> {
-        // Long runs of one-to-one blocks are read by the fast path and the rest by TOML; any
-        // error, and the file is parsed as written, so messages and positions are TOML's.
-        if let Some(extracted) = fast::extract(text)
-            && let Ok(raw) = self.parse_text(&extracted.text)
-        {
-            self.runs = extracted.runs;
-            self.marker = extracted.marker;
-            return Ok(raw);
-        }
-        self.parse_text(text)
-    }
-
-    fn parse_text(&self, text: &str) -> Result<RawConfig, ConfigErrors> {
+    /// The TOML, through the `toml` crate only; an error names its key path and position.
+    fn parse(&self, text: &str) -> Result<RawConfig, ConfigErrors> {
         let position = |offset: Option<usize>| -> String {
             offset
                 .map(|o| {

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{ImportError, ImportOptions, WebConfigInput, import, split_web_config_arg, to_toml};
+use super::{
+    ImportError, ImportOptions, WebConfigInput, import, split_web_config_arg, table, to_toml,
+};
 
 /// Arguments of `certgate import-iis`.
 #[derive(clap::Args, Debug, Clone)]
@@ -40,6 +42,10 @@ pub struct ImportIisArgs {
     /// Write the TOML here instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Write one-to-one mappings to this CSV mapping table instead of inline TOML (for very
+    /// many; a second section's table is FILE-2.csv, and so on).
+    #[arg(long = "mappings-file", value_name = "FILE")]
+    pub mappings_file: Option<PathBuf>,
 }
 
 /// Reads the inputs, imports, writes the TOML and lists warnings and untranslated items on
@@ -66,7 +72,34 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
         client_ca: args.client_ca.clone(),
         backend: args.backend.clone(),
     };
-    let imported = import(&app_host, &web_configs, &opts)?;
+    let mut imported = import(&app_host, &web_configs, &opts)?;
+    let mut notes = Vec::new();
+    match &args.mappings_file {
+        Some(file) => {
+            let output = args.output.as_deref();
+            let value = |table: &std::path::Path| table::table_value(table, output);
+            for t in table::move_to_tables(&mut imported.config, file, value) {
+                std::fs::write(&t.path, &t.text).map_err(|source| ImportError::Write {
+                    path: t.path.display().to_string(),
+                    source,
+                })?;
+                notes.push(format!(
+                    "wrote {} one-to-one mappings of {} to {}",
+                    t.rows,
+                    t.section,
+                    t.path.display()
+                ));
+            }
+        }
+        None => {
+            for section in table::large_sections(&imported.config) {
+                imported.warnings.push(format!(
+                    "{section}: this many one-to-one mappings load much faster from a mapping \
+                     table; re-run with --mappings-file FILE.csv"
+                ));
+            }
+        }
+    }
     let text = to_toml(&imported)?;
     match &args.output {
         Some(path) => std::fs::write(path, text).map_err(|source| ImportError::Write {
@@ -87,6 +120,9 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
     }
     for u in &imported.untranslated {
         let _ = writeln!(stderr, "not translated: {u}");
+    }
+    for n in &notes {
+        let _ = writeln!(stderr, "{n}");
     }
     Ok(())
 }

@@ -22,6 +22,7 @@
 pub mod cli;
 mod emit;
 mod inherit;
+pub mod table;
 mod xml;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,659 @@
+//! The one-to-one mapping table: a CSV file for very large `oneToOneMappings`, and its one
+//! parser.
+//!
+//! A million mappings written as TOML make most of a gigabyte that a general TOML parser needs
+//! many seconds and gigabytes to read. A table has one shape, so it is read as it streams in, a
+//! block of lines at a time, with the per-row work (decode, check, hash) on every core; only
+//! the digests and user names stay in memory.
+//!
+//! The format is what PowerShell's `Export-Csv -NoTypeInformation` writes for
+//! `Get-WebConfiguration .../oneToOneMappings/add | Select-Object userName,certificate,enabled`:
+//!
+//! ```text
+//! "userName","certificate","enabled"
+//! "EXAMPLE\alice","MIIC...","True"
+//! ```
+//!
+//! - The first line is the header, naming columns by their IIS attribute names
+//!   (case-insensitively, in any order): `userName` and `certificate` are required, `enabled`
+//!   (`true`/`false`, default true) and `passwordEnv` (the name of an environment variable
+//!   holding the account password) are optional. A `password` column is refused: passwords are
+//!   never read from a mapping file. Any other column is an error, as an unknown TOML key is.
+//! - A Windows PowerShell `#TYPE ...` line before the header is skipped.
+//! - UTF-8, with or without a byte-order mark; LF or CRLF line ends; blank lines are skipped.
+//! - Fields are separated by commas and may be quoted (RFC 4180: `"` around the field, `""` for
+//!   a quote inside it). A field may not span lines, so every record is one line and an error
+//!   names its line.
+//! - `certificate` is the base64 DER IIS stores (a PEM body also decodes).
+//!
+//! Every problem is reported, each with its line and column; the loader turns them into
+//! configuration errors naming the file.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+
+use super::one_to_one::{CertificateProblem, digest_certificate_text, map_entries};
+
+/// Bytes read per block; the lines of one block are parsed in parallel.
+const BLOCK: usize = 8 << 20;
+/// A line longer than this is refused (a certificate is a few kilobytes).
+const MAX_LINE: usize = 1 << 20;
+
+/// The columns a table may have, as IIS names the attributes.
+const USER_NAME: &str = "userName";
+const CERTIFICATE: &str = "certificate";
+const ENABLED: &str = "enabled";
+const PASSWORD_ENV: &str = "passwordEnv";
+
+/// One usable row of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRow {
+    /// Line number in the file (1-based).
+    pub line: usize,
+    /// The Windows account.
+    pub user_name: Arc<str>,
+    /// SHA-256 of the certificate's DER, the index key.
+    pub digest: [u8; 32],
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `passwordEnv`: the environment variable holding the account password.
+    pub password_env: Option<Box<str>>,
+}
+
+/// One problem in a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    /// Line number (1-based); 0 for the file as a whole.
+    pub line: usize,
+    /// Column number (1-based) and its header name, when the problem is in one field.
+    pub column: Option<(usize, Box<str>)>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl TableError {
+    fn file(reason: impl Into<String>) -> Self {
+        Self {
+            line: 0,
+            column: None,
+            reason: reason.into(),
+        }
+    }
+
+    fn line(line: usize, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// Where the problem is, e.g. `line 7, column 2 (certificate)`; empty for the whole file.
+    pub fn position(&self) -> String {
+        match (&self.column, self.line) {
+            (_, 0) => String::new(),
+            (None, line) => format!("line {line}"),
+            (Some((n, name)), line) => format!("line {line}, column {n} ({name})"),
+        }
+    }
+}
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.position();
+        if at.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{at}: {}", self.reason)
+        }
+    }
+}
+
+/// What one line of the table gave.
+pub type RowResult = Result<TableRow, Vec<TableError>>;
+
+/// Which field of a row holds which column.
+#[derive(Debug, Clone)]
+struct Header {
+    names: Vec<Box<str>>,
+    user_name: usize,
+    certificate: usize,
+    enabled: Option<usize>,
+    password_env: Option<usize>,
+}
+
+/// Reads a table, handing each row (or its problems) to `sink` in file order. Problems of the
+/// file as a whole (unreadable, empty, a bad header) are handed to `sink` too, and stop the
+/// reading.
+pub fn read_table(input: impl Read, mut sink: impl FnMut(RowResult)) {
+    let mut reader = Blocks::new(input);
+    let mut header: Option<Header> = None;
+    let mut first = true;
+    loop {
+        let block = match reader.next_block() {
+            Ok(Some(block)) => block,
+            Ok(None) => break,
+            Err(e) => {
+                sink(Err(vec![e]));
+                return;
+            }
+        };
+        let (start_line, mut text) = block;
+        let mut lines: Vec<(usize, &[u8])> = Vec::new();
+        if first {
+            first = false;
+            if text.starts_with(&[0xff, 0xfe]) || text.starts_with(&[0xfe, 0xff]) {
+                sink(Err(vec![TableError::file(
+                    "the file is UTF-16; save it as UTF-8 (Export-Csv -Encoding UTF8)",
+                )]));
+                return;
+            }
+            text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+        }
+        for (k, line) in split_lines(text).enumerate() {
+            lines.push((start_line + k, line));
+        }
+        let mut rest = &lines[..];
+        while header.is_none() {
+            let Some(((number, line), after)) = rest.split_first() else {
+                break;
+            };
+            rest = after;
+            if line.is_empty() || (*number == 1 && line.starts_with(b"#TYPE")) {
+                continue;
+            }
+            match parse_header(*number, line) {
+                Ok(h) => header = Some(h),
+                Err(errors) => {
+                    sink(Err(errors));
+                    return;
+                }
+            }
+        }
+        let Some(header) = &header else {
+            continue;
+        };
+        let rows = map_entries(rest, |_, (number, line), scratch| {
+            (!line.is_empty()).then(|| parse_row(header, *number, line, scratch))
+        });
+        for row in rows.into_iter().flatten() {
+            sink(row);
+        }
+    }
+    if header.is_none() {
+        sink(Err(vec![TableError::file(format!(
+            "the file is empty; the first line must be the header, e.g. \
+             {USER_NAME},{CERTIFICATE},{ENABLED}"
+        ))]));
+    }
+}
+
+/// The lines of a block, without their line ends (`\n` or `\r\n`).
+fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    text.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// Whole lines, a block at a time.
+struct Blocks<R> {
+    input: R,
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` that are read but not yet handed out (the start of a line).
+    kept: usize,
+    /// Where the last handed-out block ended.
+    handed: usize,
+    /// Line number of the next line to hand out.
+    next_line: usize,
+    done: bool,
+}
+
+impl<R: Read> Blocks<R> {
+    fn new(input: R) -> Self {
+        Self {
+            input,
+            buffer: Vec::new(),
+            kept: 0,
+            handed: 0,
+            next_line: 1,
+            done: false,
+        }
+    }
+
+    /// The next run of whole lines and the number of its first line; `None` at the end.
+    fn next_block(&mut self) -> Result<Option<(usize, &[u8])>, TableError> {
+        // Move what the last block left over to the front.
+        self.buffer.copy_within(self.handed..self.kept, 0);
+        self.kept -= self.handed;
+        self.handed = 0;
+        loop {
+            if self.done {
+                if self.kept == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(self.hand_out(self.kept)));
+            }
+            if self.buffer.len() < self.kept + BLOCK {
+                self.buffer.resize(self.kept + BLOCK, 0);
+            }
+            let n = loop {
+                match self.input.read(&mut self.buffer[self.kept..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TableError::file(format!("cannot read the file: {e}"))),
+                }
+            };
+            let searched = self.kept;
+            self.kept += n;
+            if n == 0 {
+                self.done = true;
+                continue;
+            }
+            // Hand out whole lines once a block's worth is read.
+            if self.kept >= BLOCK
+                && let Some(end) = self.buffer[searched..self.kept]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|p| searched + p + 1)
+                    .or_else(|| {
+                        self.buffer[..searched]
+                            .iter()
+                            .rposition(|b| *b == b'\n')
+                            .map(|p| p + 1)
+                    })
+            {
+                return Ok(Some(self.hand_out(end)));
+            }
+            if self.kept > MAX_LINE + BLOCK {
+                return Err(TableError::line(
+                    self.next_line,
+                    format!("the line is longer than {MAX_LINE} bytes"),
+                ));
+            }
+        }
+    }
+
+    fn hand_out(&mut self, end: usize) -> (usize, &[u8]) {
+        let first = self.next_line;
+        let block = &self.buffer[..end];
+        self.next_line += block.iter().filter(|b| **b == b'\n').count();
+        if self.done && !block.ends_with(b"\n") {
+            self.next_line += 1;
+        }
+        self.handed = end;
+        (first, block)
+    }
+}
+
+/// The fields of one line (RFC 4180 quoting, no line breaks inside a field).
+fn fields(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
+    let mut out = Vec::with_capacity(4);
+    let mut rest = line;
+    loop {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chunk = quoted;
+            let after = loop {
+                let Some(q) = chunk.find('"') else {
+                    return Err(format!(
+                        "field {} opens a quote that is not closed on this line \
+                         (a field may not span lines)",
+                        out.len() + 1
+                    ));
+                };
+                value.push_str(&chunk[..q]);
+                let tail = &chunk[q + 1..];
+                if let Some(more) = tail.strip_prefix('"') {
+                    value.push('"');
+                    chunk = more;
+                } else {
+                    break tail;
+                }
+            };
+            // Borrow when nothing was unescaped, the usual case.
+            let raw = &quoted[..quoted.len() - after.len() - 1];
+            out.push(if raw.len() == value.len() {
+                Cow::Borrowed(raw)
+            } else {
+                Cow::Owned(value)
+            });
+            match after.strip_prefix(',') {
+                Some(next) => rest = next,
+                None if after.is_empty() => return Ok(out),
+                None => {
+                    return Err(format!(
+                        "field {} has text after its closing quote",
+                        out.len()
+                    ));
+                }
+            }
+        } else {
+            let (field, next) = match rest.find(',') {
+                Some(c) => (&rest[..c], Some(&rest[c + 1..])),
+                None => (rest, None),
+            };
+            if field.contains('"') {
+                return Err(format!(
+                    "field {} has a quote inside an unquoted value; quote the whole field and \
+                     double the quote",
+                    out.len() + 1
+                ));
+            }
+            out.push(Cow::Borrowed(field));
+            match next {
+                Some(next) => rest = next,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+fn parse_header(line: usize, bytes: &[u8]) -> Result<Header, Vec<TableError>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| vec![TableError::line(line, "the header is not UTF-8 text")])?;
+    let names = fields(text).map_err(|e| vec![TableError::line(line, e)])?;
+    let mut errors = Vec::new();
+    let mut columns: [Option<usize>; 4] = [None; 4];
+    let known = [USER_NAME, CERTIFICATE, ENABLED, PASSWORD_ENV];
+    for (i, name) in names.iter().enumerate() {
+        let at = |reason: String| TableError {
+            line,
+            column: Some((i + 1, name.trim().into())),
+            reason,
+        };
+        let name = name.trim();
+        match known.iter().position(|k| k.eq_ignore_ascii_case(name)) {
+            Some(k) if columns[k].is_some() => errors.push(at(format!("`{name}` is repeated"))),
+            Some(k) => columns[k] = Some(i),
+            None if name.eq_ignore_ascii_case("password") => errors.push(at(
+                "passwords are never read from a mapping table; put the password in an \
+                 environment variable and name it in a passwordEnv column"
+                    .into(),
+            )),
+            None => errors.push(at(format!(
+                "unknown column `{name}`; the columns are {USER_NAME}, {CERTIFICATE}, \
+                 {ENABLED} and {PASSWORD_ENV}"
+            ))),
+        }
+    }
+    for (k, required) in [(0, USER_NAME), (1, CERTIFICATE)] {
+        if columns[k].is_none() {
+            errors.push(TableError::line(
+                line,
+                format!("the header has no `{required}` column (the first line is the header)"),
+            ));
+        }
+    }
+    match columns {
+        [Some(user_name), Some(certificate), enabled, password_env] if errors.is_empty() => {
+            Ok(Header {
+                names: names.iter().map(|n| n.trim().into()).collect(),
+                user_name,
+                certificate,
+                enabled,
+                password_env,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn parse_row(header: &Header, line: usize, bytes: &[u8], scratch: &mut Vec<u8>) -> RowResult {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| vec![TableError::line(line, "the line is not UTF-8 text")])?;
+    let values = fields(text).map_err(|e| vec![TableError::line(line, e)])?;
+    if values.len() != header.names.len() {
+        return Err(vec![TableError::line(
+            line,
+            format!(
+                "{} fields, but the header has {} columns",
+                values.len(),
+                header.names.len()
+            ),
+        )]);
+    }
+    let mut errors = Vec::new();
+    let mut at = |column: usize, reason: String| {
+        errors.push(TableError {
+            line,
+            column: Some((column + 1, header.names[column].clone())),
+            reason,
+        });
+    };
+    let user_name = values[header.user_name].trim();
+    if user_name.is_empty() {
+        at(header.user_name, "the mapping names no user".into());
+    }
+    let digest = match digest_certificate_text(&values[header.certificate], scratch) {
+        Ok(d) => Some(d),
+        Err(problem) => {
+            at(header.certificate, describe(problem));
+            None
+        }
+    };
+    let enabled = match header.enabled.map(|c| (c, values[c].trim())) {
+        None | Some((_, "")) => true,
+        Some((_, v)) if v.eq_ignore_ascii_case("true") => true,
+        Some((_, v)) if v.eq_ignore_ascii_case("false") => false,
+        Some((c, v)) => {
+            at(c, format!("`{v}` is not true or false"));
+            true
+        }
+    };
+    let password_env = header
+        .password_env
+        .map(|c| values[c].trim())
+        .filter(|v| !v.is_empty())
+        .map(Box::from);
+    match digest {
+        Some(digest) if errors.is_empty() => Ok(TableRow {
+            line,
+            user_name: user_name.into(),
+            digest,
+            enabled,
+            password_env,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// A certificate problem in the words a person fixing the table needs.
+pub fn describe(problem: CertificateProblem) -> String {
+    match problem {
+        CertificateProblem::Text(e) => e.to_string(),
+        CertificateProblem::NotX509(e) => {
+            format!("decodes, but is not an X.509 certificate ({e}); IIS would answer 401.1")
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+
+    fn certificate(name: &str) -> (String, [u8; 32]) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        let der = c.cert.der();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        (b64, crate::identity::sha256(der))
+    }
+
+    fn read(text: &[u8]) -> Vec<RowResult> {
+        let mut out = Vec::new();
+        read_table(text, |r| out.push(r));
+        out
+    }
+
+    fn errors(text: &[u8]) -> Vec<String> {
+        read(text)
+            .into_iter()
+            .filter_map(Result::err)
+            .flatten()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn what_export_csv_writes_loads() {
+        let (a, a_digest) = certificate("a");
+        let (b, b_digest) = certificate("b");
+        let text = format!(
+            "#TYPE Selected.Microsoft.IIs.PowerShell.Framework.ConfigurationElement\r\n\
+             \"userName\",\"certificate\",\"enabled\"\r\n\
+             \"EXAMPLE\\alice\",\"{a}\",\"True\"\r\n\
+             \"EXAMPLE\\bob\",\"{b}\",\"False\"\r\n"
+        );
+        let rows: Vec<TableRow> = read(text.as_bytes())
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].line, 3);
+        assert_eq!(&*rows[0].user_name, "EXAMPLE\\alice");
+        assert_eq!(rows[0].digest, a_digest);
+        assert!(rows[0].enabled);
+        assert_eq!(rows[1].digest, b_digest);
+        assert!(!rows[1].enabled);
+    }
+
+    #[test]
+    fn plain_fields_any_column_order_bom_and_blank_lines() {
+        let (a, a_digest) = certificate("a");
+        let text = format!("\u{feff}Certificate,PASSWORDENV,username\n\n{a},ALICE_PW,alice\n\n");
+        let rows = read(text.as_bytes());
+        assert_eq!(rows.len(), 1);
+        let row = rows[0].as_ref().unwrap();
+        assert_eq!(row.line, 3);
+        assert_eq!(&*row.user_name, "alice");
+        assert_eq!(row.digest, a_digest);
+        assert_eq!(row.password_env.as_deref(), Some("ALICE_PW"));
+        assert!(row.enabled);
+    }
+
+    #[test]
+    fn quoted_fields_unescape_doubled_quotes_and_keep_commas() {
+        let got = fields(r#""a ""b"", c",plain,"""""#).unwrap();
+        assert_eq!(got, ["a \"b\", c", "plain", "\""]);
+        assert!(matches!(
+            &fields(r#""x",y"#).unwrap()[0],
+            Cow::Borrowed("x")
+        ));
+        assert_eq!(fields("a,,").unwrap(), ["a", "", ""]);
+        assert!(fields(r#""open"#).unwrap_err().contains("not closed"));
+        assert!(
+            fields(r#""a"b"#)
+                .unwrap_err()
+                .contains("after its closing quote")
+        );
+        assert!(fields(r#"a"b"#).unwrap_err().contains("unquoted value"));
+    }
+
+    #[test]
+    fn an_empty_file_and_a_file_of_blank_lines_have_no_header() {
+        for text in ["", "\n\r\n", "\u{feff}"] {
+            let e = errors(text.as_bytes());
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(e[0].starts_with("the file is empty"), "{e:?}");
+        }
+        assert!(
+            read(b"userName,certificate\n").is_empty(),
+            "a header alone is no rows"
+        );
+    }
+
+    #[test]
+    fn bad_headers_are_all_reported() {
+        let e = errors(b"userName,password,colour,userName\n");
+        assert_eq!(
+            e,
+            [
+                "line 1, column 2 (password): passwords are never read from a mapping table; \
+                 put the password in an environment variable and name it in a passwordEnv column",
+                "line 1, column 3 (colour): unknown column `colour`; the columns are userName, \
+                 certificate, enabled and passwordEnv",
+                "line 1, column 4 (userName): `userName` is repeated",
+                "line 1: the header has no `certificate` column (the first line is the header)",
+            ]
+        );
+        assert!(errors(&[0xff, 0xfe, b'u', 0])[0].contains("UTF-16"));
+    }
+
+    #[test]
+    fn bad_rows_are_all_reported_with_line_and_column() {
+        let (a, _) = certificate("a");
+        let not_x509 = base64::engine::general_purpose::STANDARD.encode(b"hello");
+        let text = format!(
+            "userName,certificate,enabled\n\
+             alice,{a},yes\n\
+             ,!!!,true\n\
+             carol,{not_x509},\n\
+             dave,{a}\n\
+             erin,{a},true,extra\n\
+             \"frank,{a},true\n\
+             gina,,true\n"
+        );
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(b"h\xffi,x,true\n");
+        let e = errors(&bytes);
+        assert_eq!(e.len(), 9, "{e:#?}");
+        assert_eq!(
+            e[0],
+            "line 2, column 3 (enabled): `yes` is not true or false"
+        );
+        assert_eq!(
+            e[1],
+            "line 3, column 1 (userName): the mapping names no user"
+        );
+        assert!(
+            e[2].starts_with("line 3, column 2 (certificate): not valid base64"),
+            "{}",
+            e[2]
+        );
+        assert!(e[3].starts_with("line 4, column 2 (certificate): decodes, but is not an X.509"));
+        assert_eq!(e[4], "line 5: 2 fields, but the header has 3 columns");
+        assert_eq!(e[5], "line 6: 4 fields, but the header has 3 columns");
+        assert!(
+            e[6].starts_with("line 7: field 1 opens a quote"),
+            "{}",
+            e[6]
+        );
+        assert_eq!(
+            e[7],
+            "line 8, column 2 (certificate): the certificate is empty"
+        );
+        assert_eq!(e[8], "line 9: the line is not UTF-8 text");
+    }
+
+    #[test]
+    fn blocks_split_only_at_line_ends_and_count_lines() {
+        // Lines straddling block boundaries come out whole and numbered.
+        let line = |i: usize| format!("user{i},{}\n", "x".repeat(1000 + i % 7));
+        let text: String = (0..20_000).map(line).collect();
+        let mut blocks = Blocks::new(text.as_bytes());
+        let mut next = 1;
+        let mut seen = 0;
+        while let Some((first, block)) = blocks.next_block().unwrap() {
+            assert_eq!(first, next);
+            for (k, l) in split_lines(block).enumerate() {
+                assert_eq!(String::from_utf8_lossy(l) + "\n", line(first + k - 1));
+                seen += 1;
+            }
+            next = first + block.iter().filter(|b| **b == b'\n').count();
+        }
+        assert_eq!(seen, 20_000);
+        assert!(text.len() > 2 * BLOCK, "the test spans several blocks");
+    }
+
+    #[test]
+    fn a_missing_final_line_end_is_fine() {
+        let (a, _) = certificate("a");
+        let rows = read(format!("userName,certificate\r\nalice,{a}").as_bytes());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].as_ref().unwrap().line, 2);
+    }
+}
