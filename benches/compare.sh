@@ -10,17 +10,30 @@
 # CPU time is also split into user (the proxy's own code: TLS records, HTTP, policy) and sys
 # (the kernel's TCP and scheduling work on the proxy's behalf).
 #
+# Load generators (-g): `certgate` (certgate bench, all modes), and two nobody here wrote, for
+# full handshakes only: `s_time` (openssl s_time -new: handshake and close, no HTTP; several
+# processes) and `curl` (curl --parallel --no-sessionid with Connection: close: handshake plus
+# one proxied HTTP/1.1 request per connection). Each generator measures each server in each of
+# -r rounds (servers interleaved per round), and the summary prints every round's ratio and the
+# spread. With -f the in-process handshake floor (benches/handshake.rs) runs in the same
+# session on the server core with the same keys.
+#
 # Placement (override with env): load generator on core 0, proxy and backend on core 1.
 # The backend shares the proxy's core so the generator keeps a whole core; its CPU is reported
 # separately, and it is the same backend for both proxies.
 #
-# Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"] [-k]
+# Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"]
+#                           [-g "certgate s_time curl"] [-r ROUNDS] [-f] [-k]
 #   -s certgate-kerberos: certgate with Kerberos to the backend (S4U, warm ticket cache: a fresh
 #      Negotiate token per request from the cached ticket). Needs the test KDC's environment:
 #        bash scripts/with-ad.sh bash benches/compare.sh -s "certgate certgate-kerberos" -m keepalive
 #      The backend ignores the token; what is measured is certgate's own added work.
 #   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
-#   -m  modes to run (handshake, resume, keepalive) -s  servers to run (nginx, certgate)
+#   -m  certgate-bench modes (handshake, resume, keepalive) -s  servers (nginx, certgate)
+#   -g  load generators (default: certgate s_time curl)  -r  rounds (default 1)
+#   -f  also run the in-process handshake floor (cargo bench --bench handshake)
+#   -p  also profile certgate under the curl generator with perf (cpu-clock sampling, kernel
+#       included; a separate run after the measured ones) and print where the CPU goes
 #   -k  keep the work directory (configs, logs, raw JSON) instead of deleting it
 # Env: CERTGATE_BIN (skip cargo build), GEN_CPU, SERVER_CPU, BACKEND_CPU, PORT_BASE (18440),
 #      WARMUP (2 s), BACKEND=nginx|certgate (certgate = `certgate echo-backend`), CERTGATE_LOG,
@@ -45,13 +58,22 @@ PORT_BASE=${PORT_BASE:-18440}
 BACKEND=${BACKEND:-nginx}
 CERTGATE_LOG=${CERTGATE_LOG:-warn}
 KX_GROUPS=${KX_GROUPS-x25519}
+GENERATORS=${GENERATORS:-"certgate s_time curl"}
+ROUNDS=${ROUNDS:-1}
+FLOOR=${FLOOR:-0}
+PROFILE=${PROFILE:-0}
+S_TIME_PROCS=${S_TIME_PROCS:-4}
 
-while getopts "d:c:m:s:kh" opt; do
+while getopts "d:c:m:s:g:r:fpkh" opt; do
     case $opt in
         d) DURATION=$OPTARG ;;
         c) CONC=$OPTARG ;;
         m) MODES=$OPTARG ;;
         s) SERVERS=$OPTARG ;;
+        g) GENERATORS=$OPTARG ;;
+        r) ROUNDS=$OPTARG ;;
+        f) FLOOR=1 ;;
+        p) PROFILE=1 ;;
         k) KEEP=1 ;;
         h) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) exit 2 ;;
@@ -323,88 +345,225 @@ bench() {
         --mode "$mode" -c "$CONC" -d "$secs" "${kx[@]}" --json --quiet
 }
 
-RESULTS=$WORK/results.tsv
-printf 'server\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
+# openssl s_time -new: S_TIME_PROCS sequential clients, each a full handshake then close (no
+# HTTP: s_time's -www sends HTTP/1.0 without Host, which certgate refuses before proxying).
+# Writes JSON like `certgate bench --json` with the fields the summary uses.
+gen_s_time() {
+    local port=$1 secs=$2 i pids=() ok=0 n
+    for i in $(seq "$S_TIME_PROCS"); do
+        taskset -c "$GEN_CPU" openssl s_time -connect "127.0.0.1:$port" -new -tls1_3 -time "$secs" \
+            -cert "$PKI/client.crt" -key "$PKI/client.key" -CAfile "$PKI/ca.crt" \
+            >"$WORK/s_time.$i.out" 2>&1 &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    for i in $(seq "$S_TIME_PROCS"); do
+        # "1234 connections in 10.00s; ..." (the first such line is the -new run)
+        n=$(grep -m1 -o '^[0-9]* connections in [0-9.]*s' "$WORK/s_time.$i.out" | cut -d' ' -f1 || true)
+        ok=$((ok + ${n:-0}))
+    done
+    gen_json "$ok" "$secs"
+}
 
+# curl --parallel --no-sessionid: every transfer a new connection with a full handshake (no
+# session reuse, Connection: close) and one proxied HTTP/1.1 GET.
+gen_curl() {
+    # A fixed number of transfers (curl loses its -w output when interrupted), about SECS at
+    # 100/s; the rate is what they took.
+    local port=$1 n=$(($2 * 100)) ok t0 t1
+    t0=$(date +%s.%N)
+    taskset -c "$GEN_CPU" timeout 300 curl -s -Z --parallel-max "$CONC" --http1.1 \
+        --no-sessionid --tlsv1.3 ${KX_GROUPS:+--curves "$KX_GROUPS"} \
+        -H 'Connection: close' --cacert "$PKI/ca.crt" --cert "$PKI/client.crt" --key "$PKI/client.key" \
+        -o /dev/null -w '%{http_code}\n' "https://localhost:$port/[1-$n]" \
+        >"$WORK/curl.out" 2>/dev/null || true
+    t1=$(date +%s.%N)
+    ok=$(grep -c '^200$' "$WORK/curl.out" || true)
+    gen_json "${ok:-0}" "$(python3 -c "print($t1 - $t0)")"
+}
+
+gen_json() {
+    python3 -c "import json,sys; ok=int(sys.argv[1]); s=float(sys.argv[2]); print(json.dumps({'ok': ok, 'rate_per_s': ok / s, 'elapsed_s': s, 'latency': None, 'client_cpu_s': None, 'errors_total': 0, 'resumed_fraction': 0.0, 'negotiated': None}))" "$1" "$2"
+}
+
+# generate GENERATOR PORT MODE SECS
+generate() {
+    case $1 in
+        certgate) bench "$2" "$3" "$4" ;;
+        s_time) gen_s_time "$2" "$4" ;;
+        curl) gen_curl "$2" "$4" ;;
+        *) die "unknown generator $1" ;;
+    esac
+}
+
+RESULTS=$WORK/results.tsv
+printf 'round\tgenerator\tserver\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
+
+for round in $(seq "$ROUNDS"); do
 for server in $SERVERS; do
     case $server in
         nginx) start_nginx_proxy ;;
         certgate | certgate-kerberos) start_certgate_proxy "$server" || continue ;;
         *) die "unknown server $server" ;;
     esac
-    for mode in $MODES; do
-        log "$server / $mode: warm-up ${WARMUP}s, then ${DURATION}s at -c $CONC"
-        bench "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
+    for generator in $GENERATORS; do
+    gen_modes=$MODES
+    [[ $generator == certgate ]] || gen_modes=handshake
+    for mode in $gen_modes; do
+        log "round $round: $server / $generator / $mode: warm-up ${WARMUP}s, then ${DURATION}s"
+        generate "$generator" "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
         read -r su0 ss0 <<<"$(cpu_ticks "${SERVER_PID[$server]}")"
         read -r bu0 bs0 <<<"$(cpu_ticks "$BACKEND_PID")"
         read -r busy0 total0 <<<"$(core_jiffies "$SERVER_CPU")"
-        out=$WORK/$server-$mode.json
-        bench "${SERVER_PORT[$server]}" "$mode" "$DURATION" >"$out"
+        out=$WORK/$round-$generator-$server-$mode.json
+        generate "$generator" "${SERVER_PORT[$server]}" "$mode" "$DURATION" >"$out"
         read -r su1 ss1 <<<"$(cpu_ticks "${SERVER_PID[$server]}")"
         read -r bu1 bs1 <<<"$(cpu_ticks "$BACKEND_PID")"
         read -r busy1 total1 <<<"$(core_jiffies "$SERVER_CPU")"
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$mode" "$out" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$generator" "$server" "$mode" "$out" \
             "$(python3 -c "print(($su1 - $su0) / $CLK_TCK)")" \
             "$(python3 -c "print(($ss1 - $ss0) / $CLK_TCK)")" \
             "$(python3 -c "print(($bu1 + $bs1 - $bu0 - $bs0) / $CLK_TCK)")" \
             "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
     done
+    done
     # One proxy at a time on the server core.
     kill -TERM "${SERVER_PID[$server]}" 2>/dev/null || true
     wait "${SERVER_PID[$server]}" 2>/dev/null || true
 done
+done
 
-python3 - "$RESULTS" "$CONC" "$DURATION" <<'PY'
-import csv, json, sys
+PROFILE_OUT=$WORK/profile.txt
+: >"$PROFILE_OUT"
+if [[ $PROFILE == 1 ]]; then
+    command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+    start_certgate_proxy
+    log "profile: perf record on certgate during ${DURATION}s of curl full handshakes"
+    generate curl "${SERVER_PORT[certgate]}" handshake "$WARMUP" >/dev/null
+    perf record -q -e cpu-clock -F 1999 -g -p "${SERVER_PID[certgate]}" -o "$WORK/perf.data" \
+        -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+    generate curl "${SERVER_PORT[certgate]}" handshake "$DURATION" >/dev/null
+    wait "$perf_pid" || true
+    kill -TERM "${SERVER_PID[certgate]}" 2>/dev/null || true
+    wait "${SERVER_PID[certgate]}" 2>/dev/null || true
+    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio -g none \
+        --percent-limit 0 2>/dev/null >"$WORK/perf.txt" || die "perf report failed"
+    python3 - "$WORK/perf.txt" >"$PROFILE_OUT" <<'PY'
+import re, sys
+# Buckets, first match wins; the symbol is matched case-sensitively.
+buckets = [
+    ("kernel (TCP, syscalls, scheduling)", lambda d, s: d.startswith("[kernel")),
+    ("crypto (aws-lc: ECDSA, X25519, SHA, AES-GCM, bignum)", lambda d, s: re.search(
+        r"aws_lc|ecp_nistz256|p256|P256|sha256|sha512|SHA|aes|gcm|GCM|x25519|X25519|curve25519|bn_|BN_|ec_|EC_|fiat|ecdsa|ECDSA|hmac|HMAC|hkdf|HKDF|RAND|rand_|CRYPTO", s)),
+    ("certificate checks (webpki, x509 parsing, identity)", lambda d, s: re.search(
+        r"webpki|x509_parser|der_parser|asn1_rs|certgate::identity|client_auth|pki_types|der::", s)),
+    ("TLS state machine and records (rustls)", lambda d, s: "rustls" in s),
+    ("HTTP (hyper, http, httparse)", lambda d, s: re.search(r"hyper|httparse|http::|h2::", s)),
+    ("forwarding and policy (certgate::proxy, server)", lambda d, s: re.search(r"certgate::", s)),
+    ("async runtime (tokio, mio)", lambda d, s: re.search(r"tokio|mio::", s)),
+    ("memory (allocator, memcpy)", lambda d, s: re.search(r"mi_|mimalloc|malloc|free|memcpy|memmove|memset|alloc::", s)),
+]
+totals, other = {}, []
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)", line)
+    if not m:
+        continue
+    pct, dso, sym = float(m.group(1)), m.group(2), m.group(3).strip()
+    for name, test in buckets:
+        if test(dso, sym):
+            totals[name] = totals.get(name, 0) + pct
+            break
+    else:
+        totals["other"] = totals.get("other", 0) + pct
+        other.append((pct, dso, sym))
+print("certgate CPU under full handshakes (curl generator), perf cpu-clock samples by bucket:")
+for name, pct in sorted(totals.items(), key=lambda kv: -kv[1]):
+    print(f"  {pct:5.1f}%  {name}")
+print("  largest unbucketed symbols: " + "; ".join(f"{s[:50]} {p:.1f}%" for p, d, s in sorted(other, reverse=True)[:5]))
+PY
+fi
 
-path, conc, duration = sys.argv[1], sys.argv[2], sys.argv[3]
+FLOOR_OUT=$WORK/floor.txt
+: >"$FLOOR_OUT"
+if [[ $FLOOR == 1 ]]; then
+    log "handshake floor: cargo bench --bench handshake on core $SERVER_CPU with the same PKI"
+    (cd "$REPO" && taskset -c "$SERVER_CPU" cargo bench --quiet --bench handshake -- "$PKI" 5 2000) \
+        >"$FLOOR_OUT" 2>"$WORK/floor.err" || die "handshake floor bench failed: $(tail -5 "$WORK/floor.err")"
+fi
+
+cat "$PROFILE_OUT"
+python3 - "$RESULTS" "$CONC" "$DURATION" "$FLOOR_OUT" <<'PY'
+import csv, json, statistics, sys
+
+path, conc, duration, floor_path = sys.argv[1:5]
 rows = {}
 with open(path) as f:
     for r in csv.DictReader(f, delimiter="\t"):
         s = json.load(open(r["json"]))
         ok = max(s["ok"], 1)
-        rows[(r["server"], r["mode"])] = {
+        lat = s.get("latency") or {}
+        rows[(int(r["round"]), r["generator"], r["server"], r["mode"])] = {
             "rate": s["rate_per_s"],
-            "p50": s["latency"]["p50_us"] / 1000,
-            "p99": s["latency"]["p99_us"] / 1000,
+            "p50": lat.get("p50_us", float("nan")) / 1000,
+            "p99": lat.get("p99_us", float("nan")) / 1000,
             "user": float(r["server_user_s"]) * 1e6 / ok,
             "sys": float(r["server_sys_s"]) * 1e6 / ok,
             "cpu": (float(r["server_user_s"]) + float(r["server_sys_s"])) * 1e6 / ok,
             "backend": float(r["backend_cpu_s"]) * 1e6 / ok,
-            "gen": 100 * (s["client_cpu_s"] or 0) / s["elapsed_s"],
+            "gen": 100 * (s["client_cpu_s"] or 0) / s["elapsed_s"] if s["client_cpu_s"] else float("nan"),
             "errors": s["errors_total"],
             "resumed": 100 * s["resumed_fraction"],
             "tls": s.get("negotiated") or "?",
             "core": float(r["core_busy"]),
         }
 
-print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections, ECDSA P-256 keys")
-hdr = (f"{'mode':<10} {'server':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'cpu µs/req':>11} "
-       f"{'user':>6} {'sys':>6} {'backend µs/req':>15} {'core busy%':>11} {'gen cpu%':>9} "
-       f"{'resumed%':>9} {'errors':>7}")
+print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections (s_time: its own processes), ECDSA P-256 keys")
+hdr = (f"{'rnd':>3} {'generator':<9} {'mode':<10} {'server':<9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+       f"{'cpu µs/req':>10} {'user':>6} {'sys':>6} {'backend µs':>10} {'core%':>6} {'gen%':>5} {'res%':>5} {'err':>4}")
 print(hdr)
 print("-" * len(hdr))
-for (server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-    print(f"{mode:<10} {server:<9} {v['rate']:>9.0f} {v['p50']:>8.2f} {v['p99']:>8.2f} "
-          f"{v['cpu']:>11.1f} {v['user']:>6.1f} {v['sys']:>6.1f} {v['backend']:>15.1f} {v['core']:>11.0f} {v['gen']:>9.0f} {v['resumed']:>9.0f} "
-          f"{v['errors']:>7}")
-modes = sorted({m for _, m in rows})
-ratios = [(m, rows[("certgate", m)], rows[("nginx", m)]) for m in modes
-          if ("certgate", m) in rows and ("nginx", m) in rows]
-if ratios:
-    print("\ncertgate / nginx (cpu < 1 and rate > 1 favour certgate)")
-    print(f"{'mode':<10} {'cpu/req':>8} {'user':>8} {'sys':>8} {'rate':>8} {'p50':>8} {'p99':>8}")
-    for m, c, n in ratios:
-        r = lambda k: c[k] / n[k] if n[k] else float("nan")
-        print(f"{m:<10} {r('cpu'):>8.2f} {r('user'):>8.2f} {r('sys'):>8.2f} {r('rate'):>8.2f} "
-              f"{r('p50'):>8.2f} {r('p99'):>8.2f}")
+for (rnd, gen, server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][3], kv[0][0], kv[0][2])):
+    print(f"{rnd:>3} {gen:<9} {mode:<10} {server:<9} {v['rate']:>8.0f} {v['p50']:>7.2f} {v['p99']:>7.2f} "
+          f"{v['cpu']:>10.1f} {v['user']:>6.1f} {v['sys']:>6.1f} {v['backend']:>10.1f} {v['core']:>6.0f} "
+          f"{v['gen']:>5.0f} {v['resumed']:>5.0f} {v['errors']:>4}")
+
+pairs = {}
+for (rnd, gen, server, mode), v in rows.items():
+    if server == "certgate" and (rnd, gen, "nginx", mode) in rows:
+        n = rows[(rnd, gen, "nginx", mode)]
+        pairs.setdefault((gen, mode), []).append((v["cpu"] / n["cpu"], v["user"] / n["user"] if n["user"] else float("nan"), v["sys"] / n["sys"] if n["sys"] else float("nan"), v["cpu"], n["cpu"]))
+if pairs:
+    print("\ncertgate / nginx server CPU per request, each round and the spread (< 1 favours certgate)")
+    print(f"{'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   certgate µs / nginx µs (median)")
+    for (gen, mode), rs in sorted(pairs.items()):
+        cpu = [r[0] for r in rs]
+        print(f"{gen:<9} {mode:<10} {' '.join(f'{x:.2f}' for x in cpu):<28} {statistics.median(cpu):>7.2f} "
+              f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[3] for r in rs):.0f} / {statistics.median(r[4] for r in rs):.0f}")
 else:
     print("\n(no ratios: only one server measured)")
-print("\nnegotiated:")
-for server in sorted({s for s, _ in rows}):
-    print(f"  {server:<9} {next(v['tls'] for (s, _), v in rows.items() if s == server)}")
+
+floor = {}
+for line in open(floor_path):
+    if line.startswith("floor "):
+        parts = line.split()
+        floor[parts[1]] = {k: float(v) for k, v in (p.split("=") for p in parts[2:])}
+if floor:
+    print("\nin-process handshake floor (server side, same keys and provider, same session):")
+    for name, f in floor.items():
+        print(f"  {name:<9} median {f['median_us']:.1f} µs (min {f['min_us']:.1f}, max {f['max_us']:.1f}, {int(f['rounds'])} rounds)")
+    base = floor.get("certgate") or next(iter(floor.values()))
+    for (gen, mode), rs in sorted(pairs.items()):
+        if mode == "handshake":
+            c = statistics.median(r[3] for r in rs)
+            print(f"  certgate via {gen:<8}: {c:.0f} µs per handshake = {c / base['median_us']:.2f} x the certgate floor")
+
+print("\nnegotiated (certgate bench):")
+for server in sorted({k[2] for k in rows}):
+    tls = [v["tls"] for k, v in rows.items() if k[2] == server and v["tls"] != "?"]
+    print(f"  {server:<9} {tls[0] if tls else '?'}")
 print("user/sys split cpu µs/req into the proxy's own code and the kernel's work for it (TCP on")
 print("loopback, wakeups, scheduling), which any proxy doing the same 4 segments per request pays.")
-print("core busy% is the server core (proxy + backend + kernel); near 100 means the server side")
-print("set the rate. gen cpu% near 100 means the load generator did.")
+print("core% is the server core (proxy + backend + kernel); near 100 means the server side set the")
+print("rate. s_time rows have no HTTP request (handshake and close); curl and certgate rows do.")
 PY

@@ -28,13 +28,15 @@ issue dc '/CN=dc1.example.test' \
     'subjectAltName=DNS:dc1.example.test,DNS:dc1,DNS:samba-ad,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
 issue alice '/DC=test/DC=example/CN=alice' \
     'subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;UTF8:alice@example.test,email:alice@example.test\nextendedKeyUsage=clientAuth'
+# bob is mapped but has no account in the demo domain: the directory check refuses him (401.1).
+issue bob '/DC=test/DC=example/CN=bob' 'extendedKeyUsage=clientAuth'
 # Nothing more gets signed: drop the CA key rather than leave it in a mounted directory.
 rm -f ca.key ca.srl
 
 # certgate runs as uid 10001 and must read its key; alice's key is for curl on the host.
 chown 10001:10001 server.key
 chmod 0600 server.key dc.key
-chmod 0644 alice.key
+chmod 0644 alice.key bob.key
 
 cat >certgate.toml <<'TOML'
 # Demo configuration written by docker/demo-pki.sh.
@@ -52,6 +54,11 @@ ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
 anonymous_authentication = false
 backend = "http://backend:8080"
 
+# Every mapped account must exist and be usable in AD, and be in certgate-users.
+[site.directory]
+verify = "account"
+require_groups = ["CN=certgate-users,OU=Groups,DC=example,DC=test"]
+
 [site.iis_client_certificate_mapping_authentication]
 enabled = true
 
@@ -59,8 +66,17 @@ enabled = true
 user_name = "EXAMPLE\\alice"
 certificate_file = "/etc/certgate/alice.crt"
 
-# Directory checks against the samba-ad service: ldaps://samba-ad:636, CA /etc/certgate/ca.crt,
-# base DN DC=example,DC=test, bind as svc-certgate@example.test (password: AD_SERVICE_PASSWORD
-# in compose.yml). Add the directory section here in the format the proxy documents.
+[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]
+user_name = "EXAMPLE\\bob"
+certificate_file = "/etc/certgate/bob.crt"
+
+# The samba-ad service; the service account's password comes from compose.yml.
+[directory]
+urls = ["ldaps://samba-ad:636"]
+ca = "/etc/certgate/ca.crt"
+bind_dn = "svc-certgate@example.test"
+bind_password_env = "CERTGATE_LDAP_PASSWORD"
+base_dn = "DC=example,DC=test"
+domain = "EXAMPLE"
 TOML
 echo "demo PKI written to docker/demo"

@@ -6,7 +6,9 @@
 # A full run (no arguments) then runs the container test, scripts/container-test.sh: it builds
 # the image from docker/Dockerfile with the debug binary `cargo test` just built and proves a
 # request with a client certificate goes through the running container (podman; installed on
-# first use). CERTGATE_SKIP_CONTAINER_TEST=1 skips it; a filtered run (any arguments) skips it.
+# first use), then scripts/kube-test.sh, which plays deploy/kubernetes/certgate.yaml with the
+# same image, and scripts/compose-test.sh (docker/compose.yml with podman-compose, Samba AD
+# included). CERTGATE_SKIP_CONTAINER_TEST=1 skips all three; a filtered run (any arguments) too.
 #
 #   bash scripts/test.sh
 #   bash scripts/test.sh --test proxy
@@ -35,4 +37,8 @@ elif [ "${CERTGATE_SKIP_CONTAINER_TEST:-0}" = 1 ]; then
 else
     # cargo test builds the certgate binary for the integration tests (CARGO_BIN_EXE_certgate).
     bash scripts/container-test.sh "${CARGO_TARGET_DIR:-target}/debug/certgate"
+    # The Kubernetes manifest under podman kube play, reusing the image just built.
+    bash scripts/kube-test.sh "${CARGO_TARGET_DIR:-target}/debug/certgate"
+    # docker/compose.yml with podman-compose: certgate, the demo backend and the Samba AD DC.
+    bash scripts/compose-test.sh "${CARGO_TARGET_DIR:-target}/debug/certgate"
 fi

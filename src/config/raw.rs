@@ -102,6 +102,10 @@ pub struct RawServer {
     /// CAs, passwords). Default false; SIGHUP always reloads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<bool>,
+    /// Session-ticket keys shared by replicas: one base64 line of 80 random bytes per key
+    /// (`openssl rand -base64 80`), the last encrypting; mode 600. Default: per-process keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_ticket_keys: Option<String>,
     /// How often watched files are checked. Default 2s.
     #[serde(
         default,

@@ -72,6 +72,7 @@ pub struct ClientAuth {
     mandatory: bool,
     reporting: ErrorReporting,
     revocation: Option<Arc<Revocation>>,
+    fingerprint: [u8; 32],
 }
 
 impl ClientAuth {
@@ -84,6 +85,12 @@ impl ClientAuth {
             mandatory: false,
             reporting: ErrorReporting::Http,
             revocation: None,
+            fingerprint: trust_fingerprint(
+                &RootCertStore::empty(),
+                None,
+                ErrorReporting::Http,
+                false,
+            ),
         }
     }
 
@@ -96,6 +103,7 @@ impl ClientAuth {
         mandatory: bool,
     ) -> Result<Self, VerifierBuilderError> {
         let provider = super::provider();
+        let fingerprint = trust_fingerprint(&roots, revocation.as_deref(), reporting, mandatory);
         // Revocation is not webpki's job here: it is checked after the handshake by
         // [`crate::revocation`], which can fetch, cache and explain.
         let webpki =
@@ -109,6 +117,7 @@ impl ClientAuth {
             mandatory: mandatory && reporting == ErrorReporting::Tls,
             reporting,
             revocation,
+            fingerprint,
         })
     }
 
@@ -133,6 +142,15 @@ impl ClientAuth {
         let report = revocation.check(chain).await;
         tracing::debug!(verdict = ?report.verdict, detail = %report.summary(), "revocation checked");
         apply_revocation(verdict, &report)
+    }
+
+    /// SHA-256 over what decides whether a presented chain is trusted: the client CAs (subject,
+    /// key, name constraints), the revocation policy and where errors are reported. Session
+    /// ticket keys are bound to it, so a session from before a trust change never resumes. CRL
+    /// contents and mappings are not part of it: both are applied again after every handshake,
+    /// resumed ones included, so a new CRL or mapping reaches resumed sessions at once.
+    pub fn trust_fingerprint(&self) -> &[u8; 32] {
+        &self.fingerprint
     }
 
     /// [`Self::classify`] for a connection's chain right after its handshake. With
@@ -188,6 +206,35 @@ pub fn apply_revocation(verdict: ClientCert, report: &Report) -> ClientCert {
         }
         (other, _) => other,
     }
+}
+
+fn trust_fingerprint(
+    roots: &RootCertStore,
+    revocation: Option<&Revocation>,
+    reporting: ErrorReporting,
+    mandatory: bool,
+) -> [u8; 32] {
+    let mut hash = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        hash.update(&(bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    field(b"certgate trust v1");
+    // The revocation policy (check scope, unknown status, cached only, freshness, ...).
+    let policy = revocation.map(|r| format!("{:?}", r.policy()));
+    field(policy.as_deref().unwrap_or("none").as_bytes());
+    field(&[
+        u8::from(reporting == ErrorReporting::Tls),
+        u8::from(mandatory),
+    ]);
+    for anchor in &roots.roots {
+        field(anchor.subject.as_ref());
+        field(anchor.subject_public_key_info.as_ref());
+        field(anchor.name_constraints.as_deref().unwrap_or_default());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hash.finish().as_ref());
+    out
 }
 
 /// The verdict for a chain that verified: valid, unless its leaf cannot be read (webpki and

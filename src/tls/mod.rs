@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod client_auth;
 pub mod server;
+pub mod ticket_keys;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

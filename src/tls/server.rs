@@ -3,9 +3,15 @@
 //! Each site gets its own `ServerConfig` because the client-certificate policy lives there. Each
 //! site also gets its own ticket keys and session cache: rustls warns never to share resumption
 //! state between configs whose verifiers differ, or a session established on one site could be
-//! resumed on another. The state is kept across config reloads (keyed by site name) so a reload
-//! does not force every client into a full handshake; identity is re-judged after every
-//! handshake anyway (see [`super::client_auth`]).
+//! resumed on another. The state is bound to the site's name and trust fingerprint (client CAs,
+//! revocation policy, see [`super::client_auth::ClientAuth::trust_fingerprint`]): it is kept
+//! across reloads that leave both alone, so a reload does not force every client into a full
+//! handshake, and replaced when the trust changes, so no session from before it resumes.
+//! Identity is re-judged after every handshake anyway (see [`super::client_auth`]).
+//!
+//! With `[server] session_ticket_keys`, tickets are sealed with keys derived from the shared
+//! file instead (see [`super::ticket_keys`]), so any replica with the file resumes them; the
+//! TLS 1.2 session-ID cache stays per process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 
 use super::client_auth::ClientAuth;
+use super::ticket_keys::TicketKeys;
 
 /// Number of stateful sessions kept per site (TLS 1.2 session IDs).
 const SESSION_CACHE_SIZE: usize = 16 * 1024;
@@ -26,28 +33,56 @@ pub struct Resumption {
     cache: Arc<dyn StoresServerSessions>,
 }
 
+/// Per-process state of one site and the trust it was made for.
+struct Entry {
+    fingerprint: [u8; 32],
+    state: Resumption,
+}
+
 /// Resumption state by site name, owned by a running proxy and reused across reloads.
 #[derive(Default)]
 pub struct ResumptionKeys {
-    sites: Mutex<HashMap<String, Resumption>>,
+    sites: Mutex<HashMap<String, Entry>>,
 }
 
 impl ResumptionKeys {
-    /// The state for a site, created on first use.
-    pub fn for_site(&self, site: &str) -> Result<Resumption, rustls::Error> {
+    /// The state for a site with this trust fingerprint: the per-process state is created on
+    /// first use and replaced when the fingerprint changes; with `shared` keys, tickets are
+    /// sealed with keys derived from them for this site and fingerprint.
+    pub fn for_site(
+        &self,
+        site: &str,
+        fingerprint: &[u8; 32],
+        shared: Option<&TicketKeys>,
+    ) -> Result<Resumption, rustls::Error> {
         let mut sites = self
             .sites
             .lock()
             .map_err(|_| rustls::Error::General("resumption state poisoned".into()))?;
-        if let Some(existing) = sites.get(site) {
-            return Ok(existing.clone());
-        }
-        let fresh = Resumption {
-            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
-            cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+        let local = match sites.get(site) {
+            Some(existing) if existing.fingerprint == *fingerprint => existing.state.clone(),
+            _ => {
+                let fresh = Resumption {
+                    ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
+                    cache: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+                };
+                sites.insert(
+                    site.to_owned(),
+                    Entry {
+                        fingerprint: *fingerprint,
+                        state: fresh.clone(),
+                    },
+                );
+                fresh
+            }
         };
-        sites.insert(site.to_owned(), fresh.clone());
-        Ok(fresh)
+        match shared {
+            None => Ok(local),
+            Some(keys) => Ok(Resumption {
+                ticketer: Arc::new(keys.ticketer(site, fingerprint)?),
+                cache: local.cache,
+            }),
+        }
     }
 }
 

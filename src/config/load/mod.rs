@@ -57,6 +57,8 @@ pub(super) struct Loader<'a> {
     file: PathBuf,
     base: PathBuf,
     resumption: &'a ResumptionKeys,
+    /// `[server] session_ticket_keys`, once read.
+    ticket_keys: Option<crate::tls::ticket_keys::TicketKeys>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
@@ -83,6 +85,7 @@ impl<'a> Loader<'a> {
             file: file.to_owned(),
             base,
             resumption,
+            ticket_keys: None,
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,

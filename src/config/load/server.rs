@@ -81,6 +81,14 @@ impl Loader<'_> {
             self.error("server.max_connections", "must be at least 1");
         }
         let admin_auth = raw.server.admin.as_ref().and_then(|a| self.admin_auth(a));
+        if let Some(file) = &raw.server.session_ticket_keys
+            && let Some(path) = self.file_value("server.session_ticket_keys", file)
+        {
+            match crate::tls::ticket_keys::TicketKeys::load(&path) {
+                Ok(keys) => self.ticket_keys = Some(keys),
+                Err(e) => self.error("server.session_ticket_keys", e.to_string()),
+            }
+        }
         (self.errors.len() == errors_before && listen.len() == raw.server.listen.len()).then(|| {
             ServerSettings {
                 listen,

@@ -33,7 +33,11 @@ impl Loader<'_> {
         if self.errors.len() != errors_before {
             return None;
         }
-        let resumption = match self.resumption.for_site(&raw.name) {
+        let resumption = match self.resumption.for_site(
+            &raw.name,
+            client_auth.trust_fingerprint(),
+            self.ticket_keys.as_ref(),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 self.error(&key, format!("cannot create session ticket keys: {e}"));
