@@ -108,7 +108,7 @@ rules = [
 
 [[site.location]]
 path = "/public"
-ssl_flags = "Ssl"
+ssl_flags = "Ssl, SslNegotiateCert"
 anonymous_authentication = $anon
 EOF
   mv "$dir/certgate.toml.new" "$dir/certgate.toml"
@@ -196,9 +196,14 @@ d, rb, rh, rp, ra, fb, fh, fp, fa, reloads, applied, rejected = sys.argv[1:]
 hold = json.load(open(f"{d}/hold.json"))
 load = json.load(open(f"{d}/load.json"))
 def slow(name):
-    text = open(f"{d}/{name}.log", errors="replace").read()
-    m = re.findall(r"connected:\s+(\d+).*?closed:\s+(\d+)", text, re.S)
-    return f"{m[-1][0]} connected / {m[-1][1]} closed at the end" if m else "see log"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", open(f"{d}/{name}.log", errors="replace").read())
+    conn = [int(x) for x in re.findall(r"connected:\s+(\d+)", text)]
+    closed = re.findall(r"closed:\s+(\d+)", text)
+    down = len(re.findall(r"service available:\s+NO", text))
+    status = re.findall(r"Exit status:\s*(.*)", text)
+    return (f"peak {max(conn, default=0)} connected, {closed[-1] if closed else '?'} closed,"
+            f" service unavailable in {down} of {len(conn)} probes; "
+            f"{status[-1].strip() if status else ''}")
 load_lost = load["requests"] - load["ok"]
 lost = hold["failed"] + load_lost
 lat = load["latency"]
