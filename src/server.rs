@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -24,34 +24,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::metrics as m;
 use crate::config::{ConfigErrors, Runtime};
+use crate::metrics as m;
 use crate::proxy::{self, Connection};
 use crate::tls::accept::accept;
 use crate::tls::client_auth::ClientCert;
 use crate::tls::server::ResumptionKeys;
 
-/// State shared by the accept loops, the admin endpoints and the reloader.
-pub struct Shared {
-    runtime: ArcSwap<Runtime>,
-    /// Resumption keys kept across reloads.
-    pub resumption: Arc<ResumptionKeys>,
-    shutdown: CancellationToken,
-    ready: AtomicBool,
-    connections: Arc<Semaphore>,
-}
-
-impl Shared {
-    /// The configuration new connections use.
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
-    }
-
-    /// Listeners are bound, a configuration is loaded, and shutdown has not begun.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-}
+/// The shared state, at its historical path.
+pub use crate::state::{InFlight, Shared};
 
 /// A started proxy.
 pub struct Server {
@@ -474,23 +455,5 @@ impl<T: AsyncWrite> AsyncWrite for Activity<T> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
-    }
-}
-
-/// Counts a connection's requests from arrival until their response body is done.
-#[derive(Debug)]
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl InFlight {
-    /// Starts counting one request.
-    pub fn start(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

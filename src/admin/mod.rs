@@ -16,9 +16,12 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::Shared;
+use crate::state::Shared;
 
-pub mod metrics;
+mod scrape;
+
+/// The metric names, at their historical path.
+pub use crate::metrics;
 
 /// Serves admin requests until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -61,7 +64,7 @@ async fn respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down\n".to_owned(),
         ),
-        "/metrics" => match metrics::render(&shared.runtime()) {
+        "/metrics" => match scrape::render(&shared.runtime()) {
             Some(text) => (StatusCode::OK, text),
             None => (
                 StatusCode::NOT_FOUND,

@@ -129,7 +129,7 @@ pub struct Site {
     /// notAfter of the server chain and of the client CAs, for the expiry gauges.
     pub certificate_expiry: CertificateExpiry,
     /// The request path's metric handles.
-    pub metrics: crate::admin::metrics::SiteMetrics,
+    pub metrics: crate::metrics::SiteMetrics,
 }
 
 /// notAfter (Unix seconds) of the certificates a site depends on.

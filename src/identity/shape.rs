@@ -304,7 +304,7 @@ impl<'a> Reader<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::pki::{Authority, ClientSpec};
+    use crate::tools::pki::{Authority, ClientSpec};
     use x509_parser::certificate::X509CertificateParser;
     use x509_parser::nom::Parser;
     use x509_parser::prelude::{FromDer, X509Certificate};

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct AccessRecord {
     /// Keeps the request counted as in flight until the record is written.
-    pub in_flight: Option<crate::server::InFlight>,
+    pub in_flight: Option<crate::state::InFlight>,
     /// Request start.
     pub start: Instant,
     /// c-ip.

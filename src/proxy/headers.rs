@@ -5,6 +5,7 @@
 //! before certgate adds its own, authenticated or not. Values are computed once per connection.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::config::raw::RawHeaders;
 use crate::identity::CertFacts;
@@ -136,7 +137,7 @@ impl IdentityHeaders {
         let name = self.remote_groups.clone()?;
         let joined = groups
             .iter()
-            .map(|g| header_safe(g).replace(';', "%3B"))
+            .map(|g| utf8_percent_encode(g, GROUP_UNSAFE).to_string())
             .collect::<Vec<_>>()
             .join(";");
         HeaderValue::from_str(&joined).ok().map(|v| (name, v))
@@ -178,21 +179,17 @@ fn folded_eq(a: &str, b: &str) -> bool {
             .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
 }
 
+/// Bytes a header value never carries literally: controls, and `%` itself so the encoding is
+/// unambiguous. Non-ASCII bytes are always encoded by `percent_encoding`.
+const HEADER_UNSAFE: &AsciiSet = &CONTROLS.add(b'%');
+
+/// [`HEADER_UNSAFE`] plus `;`, the separator of the groups header.
+const GROUP_UNSAFE: &AsciiSet = &HEADER_UNSAFE.add(b';');
+
 /// Percent-encodes what HTTP header values cannot carry (non-ASCII, controls) and `%` itself,
 /// so UTF-8 names survive and a backend can decode them unambiguously.
 pub fn header_safe(value: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(value.len());
-    for &b in value.as_bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xF)] as char);
-        }
-    }
-    out
+    utf8_percent_encode(value, HEADER_UNSAFE).to_string()
 }
 
 /// Removes every header whose name `doomed` picks, in one pass over the names present.

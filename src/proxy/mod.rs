@@ -31,7 +31,7 @@ use crate::directory::{Account, AccountRef, DenyReason, Verdict};
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
 use crate::mapping::{Mapper, MappingOutcome};
-use crate::server::InFlight;
+use crate::state::InFlight;
 use crate::tls::accept::TlsInfo;
 use crate::tls::client_auth::ClientCert;
 use answer::Answer;

@@ -7,6 +7,8 @@
 //! Windows or Java backend would ignore (case, trailing dots and spaces, `;` parameters), and
 //! anything that stays ambiguous (double encoding, control bytes, `..;`) is refused with 400.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// Why a path was refused (answered with 400; IIS answers these with 400 or 404.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -157,38 +159,29 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
+/// Everything but RFC 3986 `pchar`s (unreserved, sub-delims, `:` and `@`) is percent-encoded.
+const NOT_PCHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
 /// RFC 3986 `pchar`s stay literal; everything else is percent-encoded.
 fn encode_segment(segment: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in segment.as_bytes() {
-        let literal = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'_'
-                    | b'~'
-                    | b'!'
-                    | b'$'
-                    | b'&'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'*'
-                    | b'+'
-                    | b','
-                    | b';'
-                    | b'='
-                    | b':'
-                    | b'@'
-            );
-        if literal {
-            out.push(b as char);
-        } else {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0xF)] as char);
-        }
-    }
+    out.extend(utf8_percent_encode(segment, NOT_PCHAR));
 }
 
 #[cfg(test)]

@@ -5,12 +5,9 @@
 //! personal data into a monitoring system.
 
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-use crate::config::Runtime;
 
 /// TLS handshakes, by `site` (`-` before one is chosen), `outcome` (`ok`, `timeout`,
 /// `unknown_sni`, `client_cert`, `tls`, `io`), `version` and `kind` (`full`, `resumed`).
@@ -174,35 +171,5 @@ impl std::fmt::Debug for SiteMetrics {
         f.debug_struct("SiteMetrics")
             .field("site", &self.site)
             .finish_non_exhaustive()
-    }
-}
-
-/// Renders the exposition text, refreshing the gauges that depend on the clock first.
-pub fn render(runtime: &Runtime) -> Option<String> {
-    let handle = handle()?;
-    refresh_certificate_expiry(runtime);
-    handle.run_upkeep();
-    Some(handle.render())
-}
-
-fn refresh_certificate_expiry(runtime: &Runtime) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    for site in &runtime.sites {
-        for (kind, list) in [
-            ("server", &site.certificate_expiry.server),
-            ("client_ca", &site.certificate_expiry.client_ca),
-        ] {
-            for (index, not_after) in list.iter().enumerate() {
-                metrics::gauge!(
-                    CERTIFICATE_EXPIRY,
-                    "site" => site.name.clone(),
-                    "kind" => kind,
-                    "index" => index.to_string()
-                )
-                .set((not_after - now) as f64);
-            }
-        }
     }
 }

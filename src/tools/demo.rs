@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::pki::{Authority, ClientSpec};
 use crate::config::Runtime;
-use crate::pki::{Authority, ClientSpec};
 use crate::server::Server;
 use crate::tls::server::ResumptionKeys;
 
@@ -67,7 +67,7 @@ impl Demo {
         let bob = ca.client(&ClientSpec::new("bob"))?;
 
         let backend_shutdown = CancellationToken::new();
-        let backend = crate::echo::spawn(
+        let backend = super::echo::spawn(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             backend_shutdown.clone(),
         )

@@ -119,13 +119,19 @@ mod tests {
         let app_host = dir.path().join("applicationHost.config");
         std::fs::write(
             &app_host,
-            include_str!("../../tests/data/iis/applicationHost.config"),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/iis/applicationHost.config"
+            )),
         )
         .unwrap();
         let web_config = dir.path().join("web.config");
         std::fs::write(
             &web_config,
-            include_str!("../../tests/data/iis/contoso-app.web.config"),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/iis/contoso-app.web.config"
+            )),
         )
         .unwrap();
         let out = dir.path().join("out.toml");

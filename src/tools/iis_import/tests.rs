@@ -6,9 +6,18 @@ use super::*;
 use crate::config::raw::RawManyToOne;
 use crate::mapping::many_to_one::ManyToOneSet;
 
-const APP_HOST: &str = include_str!("../../tests/data/iis/applicationHost.config");
-const CONTOSO_APP: &str = include_str!("../../tests/data/iis/contoso-app.web.config");
-const FABRIKAM_API: &str = include_str!("../../tests/data/iis/fabrikam-api.web.config");
+const APP_HOST: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/iis/applicationHost.config"
+));
+const CONTOSO_APP: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/iis/contoso-app.web.config"
+));
+const FABRIKAM_API: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/iis/fabrikam-api.web.config"
+));
 
 fn web_configs() -> Vec<WebConfigInput> {
     vec![
