@@ -293,7 +293,8 @@ fn path_normaliser_agrees_with_the_model() {
             raw.push('/');
         }
         for _ in 0..g.below(10) {
-            raw.push_str(*g.pick(PATH_TOKENS));
+            let token: &&str = g.pick(PATH_TOKENS);
+            raw.push_str(token);
         }
         let actual = normalize(&raw).ok().map(|p| {
             let decoded = percent_encoding::percent_decode_str(&p.forward)

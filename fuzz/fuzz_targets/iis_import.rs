@@ -4,7 +4,7 @@
 //! the same configuration.
 
 use certgate::config::raw::RawConfig;
-use certgate::iis_import::{ImportOptions, import, to_toml};
+use certgate::tools::iis_import::{ImportOptions, import, to_toml};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use certgate::pki::{Authority, ClientSpec};
+use certgate::tools::pki::{Authority, ClientSpec};
 
 /// The directory holding the PKI files; created on first use.
 pub fn dir() -> &'static Path {
