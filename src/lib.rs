@@ -4,21 +4,26 @@
 //! The crate is laid out by job: [`config`] turns a TOML file into validated runtime types once,
 //! [`tls`] terminates TLS and classifies client certificates, [`identity`] extracts what a
 //! certificate says, [`mapping`] applies IIS one-to-one and many-to-one rules, [`directory`]
-//! asks Active Directory, [`proxy`] runs the per-request phases and forwards, [`iis`] owns IIS
-//! vocabulary (sslFlags, status codes), [`server`] runs listeners, reloads and shutdown over the
-//! [`state`] they share, [`metrics`] names what is measured and [`admin`] serves health
-//! endpoints. The commands beside the proxy (bench, import-iis, explain, demo, echo-backend)
-//! and the test PKI live in [`tools`].
+//! asks Active Directory, [`decision`] decides each request for the proxy and explain alike,
+//! [`forward`] builds what goes to a backend, [`proxy`] runs the per-request phases and
+//! forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), [`server`] runs listeners,
+//! reloads and shutdown over the [`state`] they share, [`metrics`] names what is measured and
+//! [`admin`] serves health endpoints. The commands beside the proxy (bench, import-iis,
+//! explain, demo, echo-backend) and the test PKI live in [`tools`]. No module depends on one
+//! that depends on it.
 
 pub mod admin;
 pub mod config;
+pub mod decision;
 pub mod directory;
+pub mod forward;
 pub mod identity;
 pub mod iis;
 pub mod logging;
 pub mod mapping;
 pub mod metrics;
 pub mod proxy;
+pub mod secret;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -273,7 +273,10 @@ impl Drop for ActiveConnection {
 async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
     let runtime = shared.runtime();
-    let handshake = tokio::time::timeout(runtime.server.handshake_timeout, accept(tcp, &runtime));
+    let handshake = tokio::time::timeout(
+        runtime.server.handshake_timeout,
+        accept(tcp, |sni| runtime.site_for_sni(sni).cloned()),
+    );
     let accepted = tokio::select! {
         () = shared.shutdown.cancelled() => return,
         result = handshake => match result {

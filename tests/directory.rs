@@ -149,6 +149,10 @@ backend = "http://{{backend}}"
 verify = "account"
 [site.directory.certificate_mapping]
 enabled = true
+
+[[site.location]]
+path = "/open"
+anonymous_authentication = true
 "#,
         ca = ad.ca_pem,
     )
@@ -250,6 +254,25 @@ async fn active_directory_certificate_mapping() {
     assert_eq!(resp.echo()["headers"]["x-remote-user"], "ivan@example.test");
     let resp = get(&env, &p.stranger, "site-b.test", "/").await;
     assert_eq!(resp.code(), "401.2", "{}", resp.text());
+
+    // No account names the certificate and the location allows anonymous access: the proxy
+    // forwards anonymously, and explain (same decision function) says so too.
+    let resp = get(&env, &p.stranger, "site-b.test", "/open").await;
+    assert_eq!(resp.code(), "200", "{}", resp.text());
+    assert_eq!(resp.remote_user(), None);
+    let explained = certgate::explain::explain_with_directory(
+        &env.server.shared().runtime(),
+        std::slice::from_ref(&p.stranger.der),
+        &certgate::explain::Target {
+            host: Some("site-b.test"),
+            site: None,
+            path: "/open",
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(explained.verdict.code, "200", "{explained}");
+    assert_eq!(explained.verdict.user_name, None, "{explained}");
 }
 
 #[tokio::test]

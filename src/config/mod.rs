@@ -19,11 +19,12 @@ use rustls::ServerConfig;
 
 use crate::directory::Directory;
 use crate::directory::config::SitePolicy;
+use crate::forward::headers::IdentityHeaders;
+use crate::forward::path::in_location;
+use crate::forward::upstream::Backend;
 use crate::iis::SslFlags;
 use crate::mapping::Mapper;
-use crate::proxy::headers::IdentityHeaders;
-use crate::proxy::path::in_location;
-use crate::proxy::upstream::Backend;
+use crate::tls::accept::TlsSite;
 use crate::tls::client_auth::ClientAuth;
 use crate::tls::server::ResumptionKeys;
 
@@ -96,7 +97,7 @@ pub struct ServerSettings {
 pub struct Scope {
     /// The location as configured (`/public`), `/` for the site root.
     pub path: String,
-    /// Matching form (see [`crate::proxy::path`]); empty for the root.
+    /// Matching form (see [`crate::forward::path`]); empty for the root.
     pub canonical: String,
     /// Effective `ssl_flags`.
     pub ssl_flags: SslFlags,
@@ -148,6 +149,16 @@ impl fmt::Debug for Site {
             .field("host_names", &self.host_names)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
+    }
+}
+
+impl TlsSite for Site {
+    fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.tls)
+    }
+
+    fn client_auth(&self) -> &ClientAuth {
+        &self.client_auth
     }
 }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use crate::directory::config::{RawDirectory, RawSiteDirectory};
+pub use crate::forward::headers::RawHeaders;
+pub use crate::mapping::many_to_one::raw::{RawManyToOne, RawRule};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,43 +97,6 @@ pub struct RawServer {
         skip_serializing_if = "Option::is_none"
     )]
     pub watch_interval: Option<Duration>,
-}
-
-/// `[headers]`: identity header names. An empty string stops that header from being sent; every
-/// configured name and every default name is still stripped from incoming requests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHeaders {
-    /// Mapped user name. Default `X-Remote-User`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_user: Option<String>,
-    /// Subject DN. Default `X-Client-Cert-Subject`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Issuer DN. Default `X-Client-Cert-Issuer`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// Serial number, uppercase hex. Default `X-Client-Cert-Serial`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// SHA-1 thumbprint, uppercase hex. Default `X-Client-Cert-Thumbprint`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thumbprint: Option<String>,
-    /// Base64 DER, as IIS ARR forwards it. Default `X-ARR-ClientCert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arr_client_cert: Option<String>,
-    /// RFC 9440 byte sequence. Default `Client-Cert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_cert: Option<String>,
-    /// Directory groups of the user (`;`-separated DNs). Default `X-Remote-Groups`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote_groups: Option<String>,
-}
-
-impl RawHeaders {
-    fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// `[[site]]`: one IIS site with its https binding.
@@ -251,51 +216,6 @@ pub struct RawOneToOne {
     /// File holding the account password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
-}
-
-/// `<manyToOneMappings><add>`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawManyToOne {
-    /// Unique name of the mapping.
-    #[serde(default)]
-    pub name: String,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Default true.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// `"Allow"` (default) or `"Deny"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission_mode: Option<String>,
-    /// Windows account matching certificates map to.
-    #[serde(default)]
-    pub user_name: String,
-    /// Environment variable holding the account password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
-    /// File holding the account password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<String>,
-    /// All must match (AND).
-    #[serde(default)]
-    pub rules: Vec<RawRule>,
-}
-
-/// `<rules><add>`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRule {
-    /// `"Subject"` or `"Issuer"`.
-    pub certificate_field: String,
-    /// `CN`, `OU`, `O`, `L`, `S`, `C`, `E`, `DC`, ... or a dotted OID.
-    pub certificate_sub_field: String,
-    /// The value; `*` matches any run of characters.
-    pub match_criteria: String,
-    /// Default true, as in IIS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compare_case_sensitive: Option<bool>,
 }
 
 /// `[[site.location]]`: settings for a path and everything below it.

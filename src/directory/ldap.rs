@@ -23,8 +23,8 @@ use tokio::time::Instant;
 
 use super::account::bind_failure_reason;
 use super::config::{DirectorySettings, Endpoint, Transport};
-use super::secret::Secret;
 use super::{Counters, DenyReason};
+use crate::secret::Secret;
 
 /// Why the directory could not answer. Never contains a password: bind requests are not part of
 /// any message, and LDAP result texts do not echo them.

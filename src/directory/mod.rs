@@ -25,7 +25,6 @@
 
 pub mod altsec;
 pub mod config;
-pub mod secret;
 
 mod account;
 mod cache;
@@ -40,6 +39,7 @@ use ldap3::Scope;
 
 use crate::identity::CertFacts;
 
+pub use crate::secret::Secret;
 use account::{AccountState, LookupName, now_filetime};
 use altsec::AltSecForm;
 use cache::{Answer, AnswerCache, CertHit, Key, Source};
@@ -48,7 +48,6 @@ pub use config::{
     RawDirectory, RawSiteDirectory, SitePolicy, Transport, Verification, VerifyMode,
 };
 use ldap::{Entry, Failure, Ops};
-pub use secret::Secret;
 
 /// Metric: LDAP operations sent, by `op` (`search`, `service_bind`, `user_bind`, `connect`).
 pub const METRIC_OPERATIONS: &str = "certgate_directory_operations_total";

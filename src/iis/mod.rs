@@ -16,24 +16,86 @@ pub struct SslFlags {
     pub require_cert: bool,
 }
 
+/// The numeric `sslFlags` bits IIS defines (`Ssl`, `SslNegotiateCert`, `SslRequireCert`,
+/// `SslMapCert`, `Ssl128`). Any other bit is a typo or a value from another product.
+const DEFINED_BITS: u32 = 8 | 32 | 64 | 128 | 256;
+
 /// A problem in an `ssl_flags` value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SslFlagsError {
     /// A flag name IIS does not know.
     #[error("unknown flag `{0}` (IIS flags: None, Ssl, SslNegotiateCert, SslRequireCert, Ssl128)")]
     UnknownFlag(String),
+    /// A number with bits IIS does not define (e.g. `"1"`), which would otherwise read as no
+    /// flag at all and silently turn client certificates off.
+    #[error(
+        "`{value}` sets bits IIS does not define ({undefined:#x}); IIS sslFlags bits: Ssl=8, \
+         SslNegotiateCert=32, SslRequireCert=64, SslMapCert=128, Ssl128=256"
+    )]
+    UndefinedBits {
+        /// The number as given.
+        value: u32,
+        /// The bits outside [`DEFINED_BITS`].
+        undefined: u32,
+    },
+}
+
+/// A flag IIS accepts that changes nothing in certgate; callers say so in their own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoOpFlag {
+    /// `Ssl128` (256): a no-op since IIS 7.5.
+    Ssl128,
+    /// `SslMapCert` (128): an IIS 6 flag, not an IIS 7+ one.
+    SslMapCert,
+}
+
+impl NoOpFlag {
+    /// Why the flag is ignored, for a configuration warning.
+    pub fn note(self) -> &'static str {
+        match self {
+            Self::Ssl128 => "Ssl128 has had no effect since IIS 7.5; certgate ignores it",
+            Self::SslMapCert => "SslMapCert is not an IIS 10 flag; certgate ignores it",
+        }
+    }
 }
 
 impl SslFlags {
     /// Parses IIS's comma-separated flag list (`"Ssl, SslNegotiateCert, SslRequireCert"`) or its
-    /// numeric form (`"104"`). Returns warnings for flags IIS accepts but that change nothing.
+    /// numeric form (`"104"`) for the runtime: `SslRequireCert` implies `SslNegotiateCert`, and
+    /// flags IIS accepts but that change nothing come back as warnings.
     pub fn parse(text: &str) -> Result<(Self, Vec<String>), SslFlagsError> {
+        let (mut flags, no_op) = Self::parse_as_written(text)?;
+        // IIS writes Require together with Negotiate; a certificate cannot be required without
+        // being requested.
+        if flags.require_cert {
+            flags.negotiate_cert = true;
+        }
+        Ok((flags, no_op.iter().map(|f| f.note().to_owned()).collect()))
+    }
+
+    /// The one parser of `sslFlags` (certgate's `ssl_flags` and IIS's XML attribute): the flags
+    /// exactly as written, and the accepted no-op flags. Names are case-insensitive; a number
+    /// must use only the bits IIS defines.
+    pub fn parse_as_written(text: &str) -> Result<(Self, Vec<NoOpFlag>), SslFlagsError> {
         let mut flags = Self::default();
-        let mut warnings = Vec::new();
+        let mut no_op = Vec::new();
         if let Ok(n) = text.trim().parse::<u32>() {
+            if n & !DEFINED_BITS != 0 {
+                return Err(SslFlagsError::UndefinedBits {
+                    value: n,
+                    undefined: n & !DEFINED_BITS,
+                });
+            }
             flags.ssl = n & 8 != 0;
             flags.negotiate_cert = n & 32 != 0;
             flags.require_cert = n & 64 != 0;
+            if n & 128 != 0 {
+                no_op.push(NoOpFlag::SslMapCert);
+            }
+            if n & 256 != 0 {
+                no_op.push(NoOpFlag::Ssl128);
+            }
         } else {
             for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 match part.to_ascii_lowercase().as_str() {
@@ -41,21 +103,13 @@ impl SslFlags {
                     "ssl" => flags.ssl = true,
                     "sslnegotiatecert" => flags.negotiate_cert = true,
                     "sslrequirecert" => flags.require_cert = true,
-                    "ssl128" => warnings.push(
-                        "Ssl128 has had no effect since IIS 7.5; certgate ignores it".to_owned(),
-                    ),
-                    "sslmapcert" => warnings
-                        .push("SslMapCert is not an IIS 10 flag; certgate ignores it".to_owned()),
+                    "ssl128" => no_op.push(NoOpFlag::Ssl128),
+                    "sslmapcert" => no_op.push(NoOpFlag::SslMapCert),
                     _ => return Err(SslFlagsError::UnknownFlag(part.to_owned())),
                 }
             }
         }
-        // IIS writes Require together with Negotiate; a certificate cannot be required without
-        // being requested.
-        if flags.require_cert {
-            flags.negotiate_cert = true;
-        }
-        Ok((flags, warnings))
+        Ok((flags, no_op))
     }
 
     /// Whether a client certificate is requested at all for this scope.
@@ -197,7 +251,7 @@ impl fmt::Display for IisStatus {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -232,6 +286,44 @@ mod tests {
             SslFlags::parse("Ssl, SslRequiredCert"),
             Err(SslFlagsError::UnknownFlag("SslRequiredCert".into()))
         );
+    }
+
+    #[test]
+    fn numbers_with_undefined_bits_are_refused() {
+        for (text, undefined) in [
+            ("1", 1),
+            ("2", 2),
+            ("4", 4),
+            ("16", 16),
+            ("105", 1),
+            ("512", 512),
+        ] {
+            match SslFlags::parse(text) {
+                Err(SslFlagsError::UndefinedBits { undefined: u, .. }) => {
+                    assert_eq!(u, undefined, "{text}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let (flags, no_op) = SslFlags::parse_as_written("0").unwrap();
+        assert_eq!(flags, SslFlags::default());
+        assert!(no_op.is_empty());
+        let (flags, no_op) = SslFlags::parse_as_written("456").unwrap();
+        assert!(flags.ssl && !flags.negotiate_cert && flags.require_cert);
+        assert_eq!(no_op, [NoOpFlag::SslMapCert, NoOpFlag::Ssl128]);
+        // Numbers too large or negative are not numbers IIS writes.
+        assert!(SslFlags::parse("4294967296").is_err());
+        assert!(SslFlags::parse("-8").is_err());
+    }
+
+    #[test]
+    fn as_written_keeps_require_without_negotiate_and_displays_the_list() {
+        let (flags, _) = SslFlags::parse_as_written("Ssl, SslRequireCert").unwrap();
+        assert!(!flags.negotiate_cert);
+        assert_eq!(flags.to_string(), "Ssl, SslRequireCert");
+        let (flags, _) = SslFlags::parse("Ssl, SslRequireCert").unwrap();
+        assert!(flags.negotiate_cert);
+        assert_eq!(SslFlags::default().to_string(), "None");
     }
 
     #[test]

@@ -3,17 +3,17 @@
 //! Every request goes through the same fixed order, so the code reads like the policy:
 //! 1. Host check: the request must name the site its connection's SNI chose (else 421);
 //! 2. path normalisation (else 400) and location lookup;
-//! 3. authentication ([`authn`]): sslFlags, certificate verdict, mapper, anonymous;
+//! 3. the decision ([`crate::decision`]): sslFlags, certificate verdict, mapper, directory,
+//!    anonymous;
 //! 4. headers: identity headers stripped, then set; hop-by-hop removed; `X-Forwarded-*` set;
 //! 5. forward (streamed) or upgrade (WebSocket);
 //! 6. access log, written when the response body ends ([`body`]).
 
 pub mod answer;
-pub mod authn;
 pub mod body;
-pub mod headers;
-pub mod path;
-pub mod upstream;
+
+/// The forwarding building blocks, at their historical paths.
+pub use crate::forward::{headers, path, upstream};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,7 +27,8 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use crate::config::{Runtime, Scope, Site};
-use crate::directory::{Account, AccountRef, DenyReason, Verdict};
+use crate::decision::{self, Cause, DirectoryAccess, Outcome, Verdict};
+use crate::directory::Account;
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
 use crate::mapping::{Mapper, MappingOutcome};
@@ -35,7 +36,6 @@ use crate::state::InFlight;
 use crate::tls::accept::TlsInfo;
 use crate::tls::client_auth::ClientCert;
 use answer::Answer;
-use authn::Decision;
 use body::{AccessRecord, ProxyBody};
 use headers::HeaderSet;
 
@@ -193,25 +193,23 @@ async fn phases(
     })?;
     let scope: &Scope = conn.site.scope_for(&normalized.canonical);
 
-    // 3. Authenticate.
+    // 3. Decide: sslFlags, certificate, mapper, directory, anonymous ([`crate::decision`]).
     let mut user_header = None;
-    let decision = authn::authenticate(scope, &conn.client_cert, |facts| {
-        let (outcome, header) = conn.map(&scope.mapper, facts);
-        user_header = header;
-        outcome
-    });
-    if let Err(status) = &decision
-        && let ClientCert::Rejected { detail, .. } = &conn.client_cert
-    {
-        tracing::info!(site = %conn.site.name, code = %status.code(), reason = %detail,
-            "client certificate rejected");
-    }
-    let decision = decision.map_err(Answer::Iis)?;
+    let verdict = decision::decide(
+        scope,
+        &conn.client_cert,
+        |facts| {
+            let (outcome, header) = conn.map(&scope.mapper, facts);
+            user_header = header;
+            outcome
+        },
+        DirectoryAccess::Query(conn.runtime.directory.as_ref()),
+        &mut (),
+    )
+    .await;
+    let identity = identity(conn, verdict, user_header)?;
 
-    // 4. Directory: AD certificate mapping and the LogonUser-equivalent account checks.
-    let identity = directory_phase(conn, scope, decision, user_header).await?;
-
-    // 5. Headers.
+    // 4. Headers.
     let is_upgrade = req_wants_upgrade(req.headers(), req.version());
     let headers = req.headers_mut();
     headers::remove_hop_by_hop(headers, is_upgrade);
@@ -259,7 +257,7 @@ async fn phases(
         join_cookies(req.headers_mut());
     }
 
-    // 6. Forward.
+    // 5. Forward.
     let backend = &conn.site.backend;
     let uri = backend
         .uri_for(&normalized.forward, req.uri().query())
@@ -334,85 +332,60 @@ struct UserIdentity {
     groups: Option<Arc<Account>>,
 }
 
-/// Applies the scope's directory policy to the authentication decision.
-async fn directory_phase(
+/// Renders the decision for forwarding: the identity to send, or the answer to give (logged
+/// with the step that refused).
+fn identity(
     conn: &Connection,
-    scope: &Scope,
-    decision: Decision,
-    user_header: Option<(HeaderName, HeaderValue)>,
+    verdict: Verdict,
+    mut user_header: Option<(HeaderName, HeaderValue)>,
 ) -> Result<Identity, Answer> {
-    let directory = || {
-        conn.runtime.directory.as_ref().ok_or_else(|| {
-            // The loader refuses such a config; never forward unverified if it happens anyway.
-            tracing::error!(site = %conn.site.name, "directory check configured without [directory]");
-            Answer::Iis(IisStatus::DIRECTORY_UNAVAILABLE)
-        })
-    };
-    let refuse = |verdict: &Verdict, who: &str| {
-        let (status, substatus) = verdict.iis_status();
-        tracing::info!(
-            site = %conn.site.name,
-            user = %who,
-            outcome = verdict.label(),
-            code = %format_args!("{status}.{substatus}"),
-            "directory refused the request"
-        );
-        Answer::Iis(IisStatus::from_codes(status, substatus))
-    };
-    match decision {
-        Decision::Anonymous { cert } => Ok(Identity { cert, user: None }),
-        Decision::User { user, cert } => {
-            let groups = match &scope.directory.verification {
-                None => None,
-                Some(verification) => {
-                    let account = AccountRef::Name {
-                        name: &user.user_name,
-                        default_logon_domain: scope.mapper.default_logon_domain.as_deref(),
-                    };
-                    let verdict = directory()?
-                        .verify(account, user.password.as_ref(), verification)
-                        .await;
-                    match verdict {
-                        Verdict::Allow(account) => Some(account),
-                        other => return Err(refuse(&other, &user.user_name)),
-                    }
-                }
-            };
-            Ok(Identity {
-                cert: Some(cert),
-                user: Some(UserIdentity {
-                    name: Arc::clone(&user.user_name),
-                    mapping: user.kind.as_str(),
-                    header: user_header,
-                    groups,
-                }),
-            })
+    let refusal = match verdict.outcome {
+        Outcome::Forward(granted) => {
+            let user = granted.user.map(|user| UserIdentity {
+                // The IIS mapper's header comes from the connection's cache; an Active
+                // Directory user is named by the directory.
+                header: match user.mapped {
+                    Some(_) => user_header.take(),
+                    None => conn.runtime.headers.user_value(&user.name),
+                },
+                name: user.name,
+                mapping: user.mapping,
+                groups: user.account,
+            });
+            return Ok(Identity {
+                cert: granted.cert,
+                user,
+            });
         }
-        Decision::Directory { cert } => {
-            let verdict = directory()?
-                .authenticate_certificate(&cert, &scope.directory)
-                .await;
-            match verdict {
-                Verdict::Allow(account) => {
-                    let name: Arc<str> = account.display_name().into();
-                    Ok(Identity {
-                        cert: Some(cert),
-                        user: Some(UserIdentity {
-                            header: conn.runtime.headers.user_value(&name),
-                            name,
-                            mapping: "active_directory",
-                            groups: Some(account),
-                        }),
-                    })
-                }
-                Verdict::Deny(DenyReason::NoMapping) if scope.anonymous => Ok(Identity {
-                    cert: Some(cert),
-                    user: None,
-                }),
-                other => Err(refuse(&other, &cert.subject.to_display_string())),
+        Outcome::Refuse(refusal) => refusal,
+        Outcome::Undecided(_) => {
+            // Only explain describes instead of querying; never forward undecided.
+            tracing::error!(site = %conn.site.name, "decision left undecided by the proxy");
+            return Err(Answer::Iis(IisStatus::DIRECTORY_UNAVAILABLE));
+        }
+    };
+    let status = refusal.status;
+    match &refusal.cause {
+        Cause::CertificateRejected => {
+            if let ClientCert::Rejected { detail, .. } = &conn.client_cert {
+                tracing::info!(site = %conn.site.name, code = %status.code(), reason = %detail,
+                    "client certificate rejected");
             }
         }
+        Cause::Directory { outcome, who } => tracing::info!(
+            site = %conn.site.name,
+            user = %who,
+            outcome = outcome,
+            code = %format_args!("{}.{}", status.status, status.substatus),
+            "directory refused the request"
+        ),
+        Cause::NoDirectory => {
+            // The loader refuses such a config; never forward unverified if it happens anyway.
+            tracing::error!(site = %conn.site.name, "directory check configured without [directory]");
+        }
+        _ => {}
     }
+    Err(Answer::Iis(status))
 }
 
 /// The authority a request names: `:authority`/absolute-form first, else Host.

@@ -9,8 +9,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::client_auth::ClientCert;
-use crate::config::{Runtime, Site};
+use super::client_auth::{ClientAuth, ClientCert};
+
+/// What the handshake needs of a site: its rustls configuration and its client-certificate
+/// policy. The configuration's site implements it, so TLS does not depend on the configuration.
+pub trait TlsSite {
+    /// The site's rustls configuration.
+    fn server_config(&self) -> Arc<rustls::ServerConfig>;
+    /// The site's client-certificate policy.
+    fn client_auth(&self) -> &ClientAuth;
+}
 
 /// What the handshake established, for logs, metrics and the request phases.
 #[derive(Debug, Clone)]
@@ -56,20 +64,23 @@ impl AcceptError {
 }
 
 /// An accepted connection: the stream, its site, and the verdict on its client certificate.
-pub struct Accepted {
+pub struct Accepted<S> {
     /// The TLS stream.
     pub stream: TlsStream<TcpStream>,
     /// The site chosen by SNI.
-    pub site: Arc<Site>,
+    pub site: Arc<S>,
     /// Handshake facts.
     pub info: TlsInfo,
     /// The client certificate verdict.
     pub client_cert: ClientCert,
 }
 
-/// Runs the handshake for `tcp` with the site `runtime` assigns to its SNI. The caller bounds
-/// it with the handshake timeout.
-pub async fn accept(tcp: TcpStream, runtime: &Runtime) -> Result<Accepted, AcceptError> {
+/// Runs the handshake for `tcp` with the site `select` assigns to its SNI (lowercase). The caller
+/// bounds it with the handshake timeout.
+pub async fn accept<S: TlsSite>(
+    tcp: TcpStream,
+    select: impl FnOnce(Option<&str>) -> Option<Arc<S>>,
+) -> Result<Accepted<S>, AcceptError> {
     let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
         .await
         .map_err(AcceptError::Handshake)?;
@@ -77,12 +88,10 @@ pub async fn accept(tcp: TcpStream, runtime: &Runtime) -> Result<Accepted, Accep
         .client_hello()
         .server_name()
         .map(str::to_ascii_lowercase);
-    let site = runtime
-        .site_for_sni(sni.as_deref())
-        .cloned()
+    let site = select(sni.as_deref())
         .ok_or_else(|| AcceptError::UnknownSni(sni.clone().unwrap_or_default()))?;
     let stream = start
-        .into_stream(Arc::clone(&site.tls))
+        .into_stream(site.server_config())
         .await
         .map_err(AcceptError::Handshake)?;
     let (_, conn) = stream.get_ref();
@@ -98,7 +107,7 @@ pub async fn accept(tcp: TcpStream, runtime: &Runtime) -> Result<Accepted, Accep
     };
     let full_handshake = !matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
     let client_cert = site
-        .client_auth
+        .client_auth()
         .classify_handshake(conn.peer_certificates(), full_handshake);
     Ok(Accepted {
         stream,

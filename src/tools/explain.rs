@@ -1,25 +1,24 @@
 //! `certgate explain`: why a certificate is allowed or denied, by the proxy's own code.
 //!
-//! The decision is reached by the same functions the proxy calls per connection and request
-//! (chain classification, location lookup, [`crate::proxy::authn::authenticate`], the mapper);
-//! explain only records each step on the way so a person can see which one to fix.
+//! The decision is reached by the same code the proxy runs per connection and request (chain
+//! classification, location lookup, and [`crate::decision::decide`]); explain records each
+//! step on the way and renders the verdict so a person can see which one to fix.
 
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use futures_util::FutureExt as _;
 use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 
 use crate::config::{Runtime, Site};
-use crate::directory::config::{SitePolicy, Verification};
-use crate::directory::{AccountRef, Verdict as DirVerdict};
+use crate::decision::{
+    self, Cause, DirectoryAccess, Granted, Outcome, Pending, Refusal, Step, User, decide,
+};
 use crate::identity::CertFacts;
-use crate::iis::IisStatus;
-use crate::mapping::MappedUser;
 use crate::mapping::many_to_one::MappingTrace;
 use crate::mapping::{Mapper, MappingOutcome};
-use crate::proxy::authn::{Decision, authenticate};
 use crate::proxy::path;
 use crate::tls::client_auth::ClientCert;
 
@@ -51,6 +50,9 @@ pub enum ExplainError {
     /// No certificate in the file.
     #[error("the certificate file holds no certificate")]
     NoCertificate,
+    /// The decision waited for something although the directory was not to be queried.
+    #[error("the decision could not complete without querying the directory")]
+    WouldWait,
 }
 
 /// The certificate as read.
@@ -159,21 +161,8 @@ pub struct Explanation {
     pub directory_answer: Option<String>,
     /// The answer.
     pub verdict: Verdict,
-}
-
-/// A directory step the decision still depends on.
-enum Pending {
-    /// Check the mapped account.
-    Verify {
-        user: Arc<MappedUser>,
-        default_logon_domain: Option<String>,
-        verification: Verification,
-    },
-    /// Find the account by altSecurityIdentities.
-    Certificate {
-        cert: Arc<CertFacts>,
-        policy: SitePolicy,
-    },
+    /// The steps of the decision, in order, with their facts.
+    pub steps: Vec<Step>,
 }
 
 /// Explains what the proxy would answer for `chain` at `target`, without contacting the
@@ -183,7 +172,10 @@ pub fn explain(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
-    analyse(runtime, chain, target).map(|(explanation, _)| explanation)
+    // Without the directory the decision never waits, so one poll completes it.
+    analyse(runtime, chain, target, DirectoryAccess::Describe)
+        .now_or_never()
+        .unwrap_or(Err(ExplainError::WouldWait))
 }
 
 /// [`explain`], then runs the directory checks the decision depends on against the configured
@@ -193,77 +185,20 @@ pub async fn explain_with_directory(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Result<Explanation, ExplainError> {
-    let (mut explanation, pending) = analyse(runtime, chain, target)?;
-    let (Some(pending), Some(directory)) = (pending, &runtime.directory) else {
-        return Ok(explanation);
+    let access = match &runtime.directory {
+        Some(directory) => DirectoryAccess::Query(Some(directory)),
+        None => DirectoryAccess::Describe,
     };
-    let (verdict, who) = match &pending {
-        Pending::Verify {
-            user,
-            default_logon_domain,
-            verification,
-        } => {
-            let account = AccountRef::Name {
-                name: &user.user_name,
-                default_logon_domain: default_logon_domain.as_deref(),
-            };
-            let verdict = directory
-                .verify(account, user.password.as_ref(), verification)
-                .await;
-            (verdict, user.user_name.to_string())
-        }
-        Pending::Certificate { cert, policy } => {
-            let verdict = directory.authenticate_certificate(cert, policy).await;
-            (verdict, cert.subject.to_display_string())
-        }
-    };
-    match verdict {
-        DirVerdict::Allow(account) => {
-            explanation.directory_answer = Some(format!(
-                "accepted {} ({} group(s): {})",
-                account.dn,
-                account.groups.len(),
-                account.groups.join("; ")
-            ));
-            if let Pending::Certificate { .. } = pending {
-                let name = account.display_name().to_owned();
-                explanation.verdict = Verdict {
-                    status: 200,
-                    substatus: 0,
-                    code: "200".into(),
-                    summary: format!("forwarded to the backend as {name} (active_directory)"),
-                    user_name: Some(name),
-                    mapping: Some("active_directory".into()),
-                };
-            }
-        }
-        other => {
-            let (status, substatus) = other.iis_status();
-            let iis = IisStatus::from_codes(status, substatus);
-            explanation.directory_answer = Some(format!("refused {who}: {}", other.label()));
-            explanation.verdict = Verdict {
-                status: iis.status,
-                substatus: iis.substatus,
-                code: iis.code(),
-                summary: format!(
-                    "refused by the directory ({}): {} {}",
-                    other.label(),
-                    iis.code(),
-                    iis.reason
-                ),
-                user_name: None,
-                mapping: None,
-            };
-        }
-    }
-    Ok(explanation)
+    analyse(runtime, chain, target, access).await
 }
 
-fn analyse(
+/// Runs [`decide`] as the proxy does, recording its steps, and renders the result.
+async fn analyse(
     runtime: &Runtime,
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
-) -> Result<(Explanation, Option<Pending>), ExplainError> {
+    access: DirectoryAccess<'_>,
+) -> Result<Explanation, ExplainError> {
     let (site, chosen_by) = choose_site(runtime, target)?;
     let normalized = path::normalize(target.path).map_err(|reason| ExplainError::BadPath {
         path: target.path.to_owned(),
@@ -305,36 +240,84 @@ fn analyse(
     };
 
     let mut mapper_check = None;
-    let decision = authenticate(scope, &client_cert, |facts| {
-        let (check, outcome) = trace_mapper(&scope.mapper, facts);
-        mapper_check = Some(check);
-        outcome
-    });
-    let pending = match &decision {
-        Ok(Decision::User { user, .. }) => {
-            scope
-                .directory
-                .verification
-                .clone()
-                .map(|verification| Pending::Verify {
-                    user: Arc::clone(user),
-                    default_logon_domain: scope.mapper.default_logon_domain.clone(),
-                    verification,
-                })
-        }
-        Ok(Decision::Directory { cert }) => Some(Pending::Certificate {
-            cert: Arc::clone(cert),
-            policy: scope.directory.clone(),
-        }),
+    let mut steps = Vec::new();
+    let decided = decide(
+        scope,
+        &client_cert,
+        |facts| {
+            let (check, outcome) = trace_mapper(&scope.mapper, facts);
+            mapper_check = Some(check);
+            outcome
+        },
+        access,
+        &mut steps,
+    )
+    .await;
+    let verdict = render_verdict(&decided);
+    let directory_answer = steps.iter().find_map(|step| match step {
+        Step::Directory { answer, .. } => Some(answer.clone()),
         _ => None,
+    });
+
+    Ok(Explanation {
+        certificate,
+        site: site.name.clone(),
+        site_chosen_by: chosen_by,
+        path: target.path.to_owned(),
+        location: scope.path.clone(),
+        ssl_flags: scope.ssl_flags.to_string(),
+        anonymous_authentication: scope.anonymous,
+        chain: chain_check,
+        mapper: mapper_check,
+        directory: describe_directory(&scope.directory),
+        directory_answer,
+        verdict,
+        steps,
+    })
+}
+
+/// The decision in words.
+fn render_verdict(decided: &decision::Verdict) -> Verdict {
+    let forwarded = |summary: String, user: Option<&User>| Verdict {
+        status: 200,
+        substatus: 0,
+        code: "200".into(),
+        summary,
+        user_name: user.map(|u| u.name.to_string()),
+        mapping: user.map(|u| u.mapping.to_owned()),
     };
-    let verdict = match decision {
-        Ok(Decision::User { user, .. }) => Verdict {
+    let as_user = |user: &User| match &user.mapped {
+        Some(mapped) => format!(
+            "forwarded to the backend as {} ({} mapping {})",
+            user.name, user.mapping, mapped.source
+        ),
+        None => format!(
+            "forwarded to the backend as {} ({})",
+            user.name, user.mapping
+        ),
+    };
+    match &decided.outcome {
+        Outcome::Forward(Granted {
+            user: Some(user), ..
+        }) => forwarded(as_user(user), Some(user)),
+        Outcome::Forward(Granted { cert, user: None }) => forwarded(
+            if cert.is_some() {
+                "forwarded anonymously (no mapping matched; anonymous_authentication is on), with \
+                 the certificate headers but no user"
+                    .into()
+            } else {
+                "forwarded anonymously (anonymous_authentication is on), without identity headers"
+                    .into()
+            },
+            None,
+        ),
+        Outcome::Undecided(Pending::Verify { user, .. }) => Verdict {
             status: 200,
             substatus: 0,
             code: "200".into(),
             summary: format!(
-                "forwarded to the backend as {} ({} mapping {})",
+                "forwarded to the backend as {} ({} mapping {}) if the directory accepts the \
+                 account (not queried)",
                 user.user_name,
                 user.kind.as_str(),
                 user.source
@@ -342,7 +325,7 @@ fn analyse(
             user_name: Some(user.user_name.to_string()),
             mapping: Some(user.kind.as_str().into()),
         },
-        Ok(Decision::Directory { .. }) => Verdict {
+        Outcome::Undecided(_) => Verdict {
             status: 0,
             substatus: 0,
             code: "directory".into(),
@@ -352,48 +335,22 @@ fn analyse(
             user_name: None,
             mapping: Some("active_directory".into()),
         },
-        Ok(Decision::Anonymous { cert }) => Verdict {
-            status: 200,
-            substatus: 0,
-            code: "200".into(),
-            summary: if cert.is_some() {
-                "forwarded anonymously (no mapping matched; anonymous_authentication is on), with \
-                 the certificate headers but no user"
-                    .into()
-            } else {
-                "forwarded anonymously (anonymous_authentication is on), without identity headers"
-                    .into()
+        Outcome::Refuse(Refusal { status, cause }) => Verdict {
+            status: status.status,
+            substatus: status.substatus,
+            code: status.code(),
+            summary: match cause {
+                Cause::Directory { outcome, .. } => format!(
+                    "refused by the directory ({outcome}): {} {}",
+                    status.code(),
+                    status.reason
+                ),
+                _ => format!("refused: {} {}", status.code(), status.reason),
             },
             user_name: None,
             mapping: None,
         },
-        Err(status) => Verdict {
-            status: status.status,
-            substatus: status.substatus,
-            code: status.code(),
-            summary: format!("refused: {} {}", status.code(), status.reason),
-            user_name: None,
-            mapping: None,
-        },
-    };
-
-    Ok((
-        Explanation {
-            certificate,
-            site: site.name.clone(),
-            site_chosen_by: chosen_by,
-            path: target.path.to_owned(),
-            location: scope.path.clone(),
-            ssl_flags: scope.ssl_flags.to_string(),
-            anonymous_authentication: scope.anonymous,
-            chain: chain_check,
-            mapper: mapper_check,
-            directory: describe_directory(&scope.directory),
-            directory_answer: None,
-            verdict,
-        },
-        pending,
-    ))
+    }
 }
 
 fn describe_directory(policy: &crate::directory::config::SitePolicy) -> Option<String> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use crate::config::Scope;
 use crate::config::raw::{RawLocation, RawSite};
+use crate::forward::path::{canonical_location, in_location};
 use crate::iis::SslFlags;
 use crate::mapping::Mapper;
-use crate::proxy::path::{canonical_location, in_location};
 
 use super::{Loader, MAPPING_KEY};
 

@@ -16,8 +16,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::raw::RawConfig;
 use super::{ConfigError, ConfigErrors, PLACEHOLDER_PREFIX, Runtime};
+use crate::forward::headers::IdentityHeaders;
 use crate::mapping::MappedUser;
-use crate::proxy::headers::IdentityHeaders;
 use crate::tls::server::ResumptionKeys;
 use server::{DEFAULT_BACKEND_CONNECT_TIMEOUT, DEFAULT_BACKEND_RESPONSE_TIMEOUT};
 

@@ -22,24 +22,16 @@ impl Loader<'_> {
                 self.error(key, "set either password_env or password_file, not both");
                 Ok(None)
             }
-            (Some(var), None) => match std::env::var(var) {
-                Ok(value) => Ok(Some(Secret::new(value))),
-                Err(_) => Err((
-                    format!("{key}.password_env"),
-                    format!("environment variable `{var}` is not set"),
-                )),
-            },
+            (Some(var), None) => crate::secret::from_env(var)
+                .map(Some)
+                .map_err(|e| (format!("{key}.password_env"), e.to_string())),
             (None, Some(path)) => {
                 let Some(path) = self.file_value(&format!("{key}.password_file"), path) else {
                     return Ok(None);
                 };
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => Ok(Some(Secret::new(text.trim_end_matches(['\r', '\n'])))),
-                    Err(e) => Err((
-                        format!("{key}.password_file"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )),
-                }
+                crate::secret::from_file(&path)
+                    .map(Some)
+                    .map_err(|e| (format!("{key}.password_file"), e.to_string()))
             }
             (None, None) => Ok(None),
         }

@@ -7,7 +7,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::config::raw::RawSite;
 use crate::config::{CertificateExpiry, PLACEHOLDER_PREFIX, Site};
-use crate::proxy::upstream::Backend;
+use crate::forward::upstream::Backend;
 use crate::tls::server::server_config;
 
 use super::{Loader, not_after};
@@ -67,7 +67,7 @@ impl Loader<'_> {
             backend,
             preserve_host: raw.preserve_host.unwrap_or(true),
             certificate_expiry,
-            metrics: crate::admin::metrics::SiteMetrics::new(&raw.name),
+            metrics: crate::metrics::SiteMetrics::new(&raw.name),
         })
     }
 

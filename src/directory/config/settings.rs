@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::{ConfigIssue, RawDirectory};
 use crate::directory::filter::normalize_dn;
-use crate::directory::secret::Secret;
+use crate::secret::{self, Secret};
 
 /// How one URL is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,48 +156,12 @@ impl DirectorySettings {
                 ));
                 None
             }
-            (Some(var), None) => match env(var) {
-                Some(value) if !value.is_empty() => Some(Secret::new(value)),
-                Some(_) => {
-                    issues.push(ConfigIssue::new(
-                        k("bind_password_env"),
-                        format!("environment variable {var} is empty"),
-                    ));
-                    None
-                }
-                None => {
-                    issues.push(ConfigIssue::new(
-                        k("bind_password_env"),
-                        format!("environment variable {var} is not set"),
-                    ));
-                    None
-                }
-            },
-            (None, Some(file)) => {
-                let path = resolve(base_dir, file);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let value = text.strip_suffix('\n').unwrap_or(&text);
-                        let value = value.strip_suffix('\r').unwrap_or(value);
-                        if value.is_empty() {
-                            issues.push(ConfigIssue::new(
-                                k("bind_password_file"),
-                                format!("{} is empty", path.display()),
-                            ));
-                            None
-                        } else {
-                            Some(Secret::new(value))
-                        }
-                    }
-                    Err(e) => {
-                        issues.push(ConfigIssue::new(
-                            k("bind_password_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        ));
-                        None
-                    }
-                }
-            }
+            (Some(var), None) => secret::from_env_with(var, &env)
+                .map_err(|e| issues.push(ConfigIssue::new(k("bind_password_env"), e.to_string())))
+                .ok(),
+            (None, Some(file)) => secret::from_file(&resolve(base_dir, file))
+                .map_err(|e| issues.push(ConfigIssue::new(k("bind_password_file"), e.to_string())))
+                .ok(),
         };
 
         let base_dn = raw.base_dn.trim();

@@ -2,8 +2,8 @@
 //! problem with its full key.
 
 use super::pattern::{Pattern, fold_eq};
+use super::raw::{RawManyToOne, RawRule};
 use super::{CertificateField, FieldError, ManyToOneMapping, ManyToOneSet, Permission, Rule};
-use crate::config::raw::{RawManyToOne, RawRule};
 use crate::identity::dn::oid_for_label;
 
 /// Compiles one mapping. `key_path` is the TOML key of the mapping itself, e.g.

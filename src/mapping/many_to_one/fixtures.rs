@@ -4,7 +4,7 @@
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair};
 
-use crate::config::raw::{RawManyToOne, RawRule};
+use super::raw::{RawManyToOne, RawRule};
 use crate::identity::CertFacts;
 
 pub(crate) const OU: &[u64] = &[2, 5, 4, 11];

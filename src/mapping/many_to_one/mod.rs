@@ -29,6 +29,7 @@ mod compiler;
 #[cfg(test)]
 mod fixtures;
 mod pattern;
+pub mod raw;
 mod trace;
 
 pub use compiler::compile;

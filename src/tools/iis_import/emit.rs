@@ -98,7 +98,7 @@ impl Emit<'_> {
             .backend
             .clone()
             .unwrap_or_else(|| placeholder("--backend"));
-        raw.ssl_flags = Some(root_eff.ssl_flags.render());
+        raw.ssl_flags = Some(root_eff.ssl_flags.to_string());
         raw.anonymous_authentication = Some(root_eff.anonymous);
         raw.iis_client_certificate_mapping_authentication = root_eff
             .mapper
@@ -134,7 +134,7 @@ impl Emit<'_> {
             }
             raw.locations.push(RawLocation {
                 path: url,
-                ssl_flags: Some(eff.ssl_flags.render()),
+                ssl_flags: Some(eff.ssl_flags.to_string()),
                 anonymous_authentication: Some(eff.anonymous),
                 iis_client_certificate_mapping_authentication: eff
                     .mapper
@@ -456,5 +456,38 @@ impl Emit<'_> {
                 list.join("\n")
             ));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn at(line: u32) -> At {
+        At {
+            file: "applicationHost.config".into(),
+            line,
+            column: 1,
+        }
+    }
+
+    #[test]
+    fn password_variables_are_named_per_site_and_shared_per_element() {
+        let mut pw = SitePasswords::new("Contoso Site (prod)");
+        assert_eq!(
+            pw.env_for(&at(10)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_1".into(), true)
+        );
+        assert_eq!(
+            pw.env_for(&at(20)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_2".into(), true)
+        );
+        // A location inheriting the first element reuses its variable.
+        assert_eq!(
+            pw.env_for(&at(10)),
+            ("CERTGATE_PW_CONTOSO_SITE_PROD_1".into(), false)
+        );
+        assert_eq!(SitePasswords::new("--").prefix, "CERTGATE_PW_");
     }
 }

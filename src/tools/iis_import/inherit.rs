@@ -229,3 +229,52 @@ pub(super) fn check_locks(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn path(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn configuration_paths_compare_case_insensitively_by_segment() {
+        assert!(is_prefix(&path(&[]), &path(&["Site", "a"])));
+        assert!(is_prefix(&path(&["site"]), &path(&["Site", "a"])));
+        assert!(is_prefix(&path(&["Site", "A"]), &path(&["site", "a"])));
+        assert!(!is_prefix(
+            &path(&["Site", "a", "b"]),
+            &path(&["Site", "a"])
+        ));
+        assert!(!is_prefix(
+            &path(&["Site", "ab"]),
+            &path(&["Site", "a", "b"])
+        ));
+    }
+
+    #[test]
+    fn emitted_equality_ignores_what_certgate_does_not_emit() {
+        let a = Effective::default();
+        let mut b = Effective::default();
+        b.other_auth.insert(
+            "windowsauthentication".into(),
+            ("windowsAuthentication".into(), true),
+        );
+        assert!(a.emitted_eq(&b));
+        b.anonymous = !a.anonymous;
+        assert!(!a.emitted_eq(&b));
+    }
+
+    #[test]
+    fn long_keys_are_shortened_for_messages() {
+        assert_eq!(shorten("CONTOSO\\alice"), "CONTOSO\\alice");
+        let blob = "MIIB".repeat(20);
+        let short = shorten(&blob);
+        assert!(
+            short.ends_with("...") && short.chars().count() == 35,
+            "{short}"
+        );
+    }
+}

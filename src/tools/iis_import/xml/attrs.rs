@@ -2,6 +2,7 @@
 //! enumerations, sslFlags) and the reporting of what is not understood.
 
 use super::*;
+use crate::iis::NoOpFlag;
 
 impl<'input> Reader<'_, 'input> {
     pub(super) fn at(&self, node: Node<'_, 'input>) -> At {
@@ -34,36 +35,10 @@ impl<'input> Reader<'_, 'input> {
         value: &str,
         scope: &str,
     ) -> Result<SslFlags, ImportError> {
-        let mut flags = SslFlags::default();
-        let (mut map_cert, mut ssl128) = (false, false);
-        if let Ok(n) = value.trim().parse::<u32>() {
-            if n & !(8 | 32 | 64 | 128 | 256) != 0 {
-                return Err(self.invalid(
-                    node,
-                    format!("sslFlags=\"{value}\" has bits IIS does not define"),
-                ));
-            }
-            flags.ssl = n & 8 != 0;
-            flags.negotiate_cert = n & 32 != 0;
-            flags.require_cert = n & 64 != 0;
-            map_cert = n & 128 != 0;
-            ssl128 = n & 256 != 0;
-        } else {
-            for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match name.to_ascii_lowercase().as_str() {
-                    "none" => {}
-                    "ssl" => flags.ssl = true,
-                    "sslnegotiatecert" => flags.negotiate_cert = true,
-                    "sslrequirecert" => flags.require_cert = true,
-                    "sslmapcert" => map_cert = true,
-                    "ssl128" => ssl128 = true,
-                    _ => {
-                        return Err(self
-                            .invalid(node, format!("sslFlags: '{name}' is not an IIS SSL flag")));
-                    }
-                }
-            }
-        }
+        let (flags, no_op) = SslFlags::parse_as_written(value)
+            .map_err(|e| self.invalid(node, format!("sslFlags=\"{value}\": {e}")))?;
+        let map_cert = no_op.contains(&NoOpFlag::SslMapCert);
+        let ssl128 = no_op.contains(&NoOpFlag::Ssl128);
         let at = self.at(node);
         if map_cert {
             self.out.warnings.push(format!(
@@ -170,5 +145,47 @@ impl<'input> Reader<'_, 'input> {
             self.at(node),
             node.tag_name().name()
         ));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::{FileKind, ParsedFile, parse};
+    use crate::tools::iis_import::ImportError;
+
+    fn with_access(flags: &str) -> Result<ParsedFile, ImportError> {
+        let text = format!(
+            r#"<configuration>
+  <location path="S">
+    <system.webServer><security><access sslFlags="{flags}" /></security></system.webServer>
+  </location>
+</configuration>"#
+        );
+        parse(&text, "applicationHost.config", &FileKind::AppHost, 0)
+    }
+
+    #[test]
+    fn ssl_flags_use_the_one_parser_and_report_where() {
+        let err = with_access("1").err().unwrap().to_string();
+        assert!(err.contains("applicationHost.config:3:"), "{err}");
+        assert!(err.contains("sslFlags=\"1\""), "{err}");
+        assert!(err.contains("bits IIS does not define"), "{err}");
+        let err = with_access("Ssl, SslRequiredCert")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown flag `SslRequiredCert`"), "{err}");
+
+        // As written: Require without Negotiate stays so (the loader adds Negotiate).
+        let parsed = with_access("Ssl, SslRequireCert").unwrap();
+        let flags = parsed.fragments[0].ssl_flags.unwrap();
+        assert!(flags.require_cert && !flags.negotiate_cert);
+
+        let parsed = with_access("Ssl, SslMapCert, Ssl128").unwrap();
+        assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+        assert!(parsed.warnings[0].contains("SslMapCert"));
+        assert_eq!(parsed.untranslated.len(), 1, "{:?}", parsed.untranslated);
+        assert!(parsed.untranslated[0].contains("Ssl128"));
     }
 }

@@ -211,3 +211,60 @@ impl<'input> Reader<'_, 'input> {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::{FileKind, ParsedFile, parse};
+    use crate::tools::iis_import::ImportError;
+
+    fn with_mapper(inner: &str) -> Result<ParsedFile, ImportError> {
+        let text = format!(
+            r#"<configuration>
+  <location path="S">
+    <system.webServer><security><authentication>
+      <iisClientCertificateMappingAuthentication enabled="true" defaultLogonDomain="CONTOSO">
+{inner}
+      </iisClientCertificateMappingAuthentication>
+    </authentication></security></system.webServer>
+  </location>
+</configuration>"#
+        );
+        parse(&text, "applicationHost.config", &FileKind::AppHost, 0)
+    }
+
+    #[test]
+    fn the_mapper_switches_and_collections_are_read() {
+        let parsed = with_mapper(
+            r#"<manyToOneMappings>
+  <add name="Sales" userName="CONTOSO\sales">
+    <rules><add certificateField="Subject" certificateSubField="OU" matchCriteria="Sales" /></rules>
+  </add>
+</manyToOneMappings>"#,
+        )
+        .unwrap();
+        let mapper = parsed.fragments[0].mapper.as_ref().unwrap();
+        assert_eq!(mapper.enabled, Some(true));
+        assert_eq!(mapper.default_logon_domain.as_deref(), Some("CONTOSO"));
+        assert_eq!(mapper.many_to_one.len(), 1);
+    }
+
+    #[test]
+    fn a_rule_without_its_field_is_an_error_at_its_position() {
+        let err = with_mapper(
+            r#"<manyToOneMappings>
+  <add name="Sales" userName="CONTOSO\sales">
+    <rules><add certificateSubField="OU" matchCriteria="Sales" /></rules>
+  </add>
+</manyToOneMappings>"#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("applicationHost.config:7:"), "{err}");
+        assert!(
+            err.contains("lacks the required attribute 'certificateField'"),
+            "{err}"
+        );
+    }
+}

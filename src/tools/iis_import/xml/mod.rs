@@ -44,32 +44,9 @@ impl std::fmt::Display for At {
     }
 }
 
-/// `access@sslFlags`, reduced to the flags certgate acts on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct SslFlags {
-    pub ssl: bool,
-    pub negotiate_cert: bool,
-    pub require_cert: bool,
-}
-
-impl SslFlags {
-    /// The comma list certgate's `ssl_flags` takes, `"None"` when no flag is set.
-    pub fn render(self) -> String {
-        let names: Vec<&str> = [
-            (self.ssl, "Ssl"),
-            (self.negotiate_cert, "SslNegotiateCert"),
-            (self.require_cert, "SslRequireCert"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect();
-        if names.is_empty() {
-            "None".to_owned()
-        } else {
-            names.join(", ")
-        }
-    }
-}
+/// `access@sslFlags`: IIS's own parser of it is certgate's ([`crate::iis::SslFlags`]), so an
+/// imported value means what the same value in `ssl_flags` means.
+pub(super) use crate::iis::SslFlags;
 
 /// A mapping password as IIS stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,16 +273,5 @@ mod tests {
             vec!["Contoso Site", "a", "b"]
         );
         assert_eq!(split_path("/app"), vec!["app"]);
-    }
-
-    #[test]
-    fn ssl_flags_render() {
-        let flags = SslFlags {
-            ssl: true,
-            negotiate_cert: true,
-            require_cert: false,
-        };
-        assert_eq!(flags.render(), "Ssl, SslNegotiateCert");
-        assert_eq!(SslFlags::default().render(), "None");
     }
 }

@@ -283,7 +283,7 @@ fn client_tls(ca: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, St
             ));
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(super::super::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

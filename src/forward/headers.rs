@@ -7,8 +7,8 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use crate::config::raw::RawHeaders;
 use crate::identity::CertFacts;
+use serde::{Deserialize, Serialize};
 
 /// Default identity header names.
 pub const DEFAULT_NAMES: [(&str, &str); 8] = [
@@ -242,6 +242,43 @@ fn is_hop_by_hop(name: &HeaderName, keep_upgrade: bool) -> bool {
         || (name == header::UPGRADE && !keep_upgrade)
         || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
+}
+
+/// `[headers]`: identity header names. An empty string stops that header from being sent; every
+/// configured name and every default name is still stripped from incoming requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// Mapped user name. Default `X-Remote-User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_user: Option<String>,
+    /// Subject DN. Default `X-Client-Cert-Subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Issuer DN. Default `X-Client-Cert-Issuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Serial number, uppercase hex. Default `X-Client-Cert-Serial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// SHA-1 thumbprint, uppercase hex. Default `X-Client-Cert-Thumbprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbprint: Option<String>,
+    /// Base64 DER, as IIS ARR forwards it. Default `X-ARR-ClientCert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arr_client_cert: Option<String>,
+    /// RFC 9440 byte sequence. Default `Client-Cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Directory groups of the user (`;`-separated DNs). Default `X-Remote-Groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_groups: Option<String>,
+}
+
+impl RawHeaders {
+    pub(crate) fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[cfg(test)]
