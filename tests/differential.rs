@@ -10,10 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use certgate::config::raw::{RawManyToOne, RawRule};
+use certgate::forward::path::normalize;
 use certgate::identity::CertFacts;
 use certgate::identity::dn::{Attribute, Dn};
 use certgate::mapping::many_to_one::ManyToOneSet;
-use certgate::proxy::path::normalize;
 use rustls::pki_types::CertificateDer;
 
 /// xorshift64*: small, seeded, good enough to spread choices.

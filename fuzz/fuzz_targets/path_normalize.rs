@@ -1,8 +1,8 @@
 #![no_main]
-//! Request-path normalisation (`proxy::path`): whatever the client sends, an accepted path
+//! Request-path normalisation (`forward::path`): whatever the client sends, an accepted path
 //! is one the backend and the location matcher read the same way.
 
-use certgate::proxy::path::{in_location, normalize};
+use certgate::forward::path::{in_location, normalize};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
