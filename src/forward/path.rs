@@ -76,8 +76,13 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     for segment in &segments {
         forward.push('/');
         encode_segment(segment, &mut forward);
-        canonical.push('/');
-        canonical.push_str(&canonical_segment(segment));
+        // A segment that is only a `;` parameter (`/;x/secure`) is empty to a backend that drops
+        // parameters and merges slashes; an empty segment here would dodge `/secure`.
+        let matched = canonical_segment(segment);
+        if !matched.is_empty() {
+            canonical.push('/');
+            canonical.push_str(&matched);
+        }
     }
     if forward.is_empty() || (trailing_slash && !segments.is_empty()) {
         forward.push('/');
@@ -239,6 +244,22 @@ mod tests {
         for (raw, err) in cases {
             assert_eq!(normalize(raw), Err(err), "{raw}");
         }
+    }
+
+    #[test]
+    fn parameter_only_segments_do_not_count_for_matching() {
+        // Found by tests/differential.rs: `/;x/secure` was matched as `//secure`, outside the
+        // location `/secure`, while Tomcat and friends serve it as `/secure`.
+        let p = normalize("/;x/secure").unwrap();
+        assert_eq!(
+            (p.forward.as_str(), p.canonical.as_str()),
+            ("/;x/secure", "/secure")
+        );
+        assert!(in_location(
+            &p.canonical,
+            &canonical_location("/secure").unwrap()
+        ));
+        assert_eq!(normalize("/;jsessionid=1").unwrap().canonical, "");
     }
 
     #[test]

@@ -62,12 +62,27 @@ pub fn oid_for_label(label: &str) -> Option<String> {
         return Some((*oid).to_owned());
     }
     let dotted = label.trim();
-    let parts: Vec<&str> = dotted.split('.').collect();
-    let valid = parts.len() >= 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    valid.then(|| dotted.to_owned())
+    is_dotted_oid(dotted).then(|| dotted.to_owned())
+}
+
+/// Whether `oid` is a dotted OID (`2.5.4.11`): at least two arcs, digits only. `x509-parser`
+/// renders an empty OID as `""` and one with an arc beyond 64 bits as hex bytes, neither of which
+/// can be written back as a label.
+pub fn is_dotted_oid(oid: &str) -> bool {
+    let mut arcs = 0;
+    for arc in oid.split('.') {
+        if arc.is_empty() || !arc.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        arcs += 1;
+    }
+    arcs >= 2
+}
+
+/// Whether every attribute type of a name is a dotted OID, so that every rendering of the name
+/// reads back as the same name.
+pub fn has_well_formed_types(dn: &Dn) -> bool {
+    dn.attributes().all(|a| is_dotted_oid(&a.oid))
 }
 
 /// The label Windows shows for an OID, or the dotted OID itself.
@@ -205,6 +220,10 @@ mod tests {
         assert_eq!(oid_for_label("1..2"), None);
         assert_eq!(label_for_oid("2.5.4.8"), "S");
         assert_eq!(label_for_oid("1.2.3"), "1.2.3");
+        assert!(is_dotted_oid("2.5.4.3"));
+        for bad in ["", "1", "1.", ".1", "1..2", "06 2a", "1.2a"] {
+            assert!(!is_dotted_oid(bad), "{bad:?}");
+        }
     }
 
     #[test]

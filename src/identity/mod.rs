@@ -61,7 +61,8 @@ pub struct CertFacts {
 }
 
 impl CertFacts {
-    /// Parses a DER certificate. Fails only on input that is not X.509 at all.
+    /// Parses a DER certificate. Fails on input that is not X.509, and on names whose attribute
+    /// types are not OIDs (they cannot be rendered unambiguously).
     pub fn parse(der: &CertificateDer<'_>) -> Result<Self, ParseError> {
         let (_, cert) =
             X509Certificate::from_der(der.as_ref()).map_err(|e| ParseError(e.to_string()))?;
@@ -85,6 +86,14 @@ impl CertFacts {
             dns_names: Vec::new(),
             upns: Vec::new(),
         };
+        // A name with an attribute type that is not an OID (zero-length, or arcs beyond 64
+        // bits) renders as `=value` or hex: ambiguous in headers and AD lookups. No CA issues
+        // one; refuse the certificate rather than render it (found by fuzz target cert_facts).
+        if !dn::has_well_formed_types(&facts.subject) || !dn::has_well_formed_types(&facts.issuer) {
+            return Err(ParseError(
+                "a subject or issuer attribute type is not a valid OID".to_owned(),
+            ));
+        }
         for ext in cert.iter_extensions() {
             match ext.parsed_extension() {
                 ParsedExtension::SubjectKeyIdentifier(ki) => {
@@ -170,4 +179,20 @@ pub fn hex_upper(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 0xF)] as char);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn refuses_a_name_whose_attribute_type_is_not_an_oid() {
+        // fuzz/regressions/cert_facts/empty-attribute-oid: a subject attribute whose OBJECT
+        // IDENTIFIER has length 0 rendered as `=value`, which no DN reader can read back.
+        let der = include_bytes!("../../fuzz/regressions/cert_facts/empty-attribute-oid");
+        let err = CertFacts::parse(&CertificateDer::from(&der[..])).unwrap_err();
+        assert!(err.to_string().contains("not a valid OID"), "{err}");
+        assert!(X509Certificate::from_der(der).is_ok());
+    }
 }
