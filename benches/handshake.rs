@@ -117,15 +117,7 @@ fn stock_server(pki: &Pki) -> Arc<ServerConfig> {
 }
 
 fn certgate_server(pki: &Pki) -> (Arc<ServerConfig>, Arc<ClientAuth>) {
-    let auth = Arc::new(
-        ClientAuth::new(
-            pki.roots(),
-            None,
-            ErrorReporting::Http,
-            true,
-        )
-        .unwrap(),
-    );
+    let auth = Arc::new(ClientAuth::new(pki.roots(), None, ErrorReporting::Http, true).unwrap());
     let keys = ResumptionKeys::default();
     let resumption = keys
         .for_site("bench", auth.trust_fingerprint(), None)

@@ -428,4 +428,3 @@ async fn explain_reaches_the_same_decision_as_the_proxy() {
     assert_eq!(json["mapper"]["many_to_one"][0]["selected"], true);
     assert_eq!(json["verdict"]["code"], "403.12");
 }
-

@@ -12,8 +12,8 @@
 pub mod answer;
 pub mod body;
 mod execute_url;
-pub mod refusal;
 mod kerberos;
+pub mod refusal;
 
 /// The forwarding building blocks, at their historical paths.
 pub use crate::forward::{headers, path, upstream};
