@@ -4,7 +4,7 @@
 //! Every change follows the same safe path: edit the file as written (comments and layout
 //! kept, [`document`]), validate the result with the same loader `certgate check` uses (a bad
 //! edit is refused with its `file: key: reason` lines and the file is not touched), replace the
-//! file atomically ([`write`]), then ask the running proxy to reload through the admin listener
+//! file atomically ([`write`](mod@write)), then ask the running proxy to reload through the admin listener
 //! ([`notify`]), whose own validation is reported back.
 //!
 //! Exit status: 0 done (and reloaded, or reloading not asked for); 2 the edit was refused;
