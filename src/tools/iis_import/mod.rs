@@ -403,7 +403,7 @@ pub fn to_toml(imported: &Imported) -> Result<String, ImportError> {
             for (i, line) in item.lines().enumerate() {
                 let lead = if i == 0 { "# - " } else { "#   " };
                 out.push_str(lead);
-                out.push_str(line);
+                push_comment_text(&mut out, line);
                 out.push('\n');
             }
         }
@@ -411,6 +411,18 @@ pub fn to_toml(imported: &Imported) -> Result<String, ImportError> {
     out.push('\n');
     out.push_str(&body);
     Ok(out)
+}
+
+/// TOML comments may not hold control characters other than tab; warnings quote attribute
+/// values from the XML as written, so anything else is shown escaped (`\u{1}`).
+fn push_comment_text(out: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 fn has_https(site: &Site) -> bool {

@@ -689,3 +689,17 @@ fn placeholder_form() {
     assert_eq!(placeholder("--backend"), "IMPORT-PLACEHOLDER(--backend)");
     assert!(placeholder("--pfx").starts_with(PLACEHOLDER_PREFIX));
 }
+
+#[test]
+fn control_characters_in_warnings_stay_valid_toml_comments() {
+    // Found by the iis_import fuzz target: an attribute value with a control character was
+    // quoted into a warning and made the written TOML unreadable.
+    let mut imported = full_import();
+    imported
+        .untranslated
+        .push("attribute notes=\"a\u{1}b\rc\u{7f}\td\" not translated".to_owned());
+    let text = to_toml(&imported).unwrap();
+    assert!(text.contains("a\\u{1}b\\u{d}c\\u{7f}\td"), "{text}");
+    let parsed: Result<toml::Value, _> = toml::from_str(&text);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}
