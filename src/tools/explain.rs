@@ -20,7 +20,7 @@ use crate::identity::CertFacts;
 use crate::mapping::many_to_one::MappingTrace;
 use crate::mapping::{Mapper, MappingOutcome};
 use crate::proxy::path;
-use crate::revocation::Report as RevocationReport;
+use crate::revocation::{Report as RevocationReport, Revocation};
 use crate::tls::client_auth::{ClientCert, apply_revocation};
 
 /// What to explain: a certificate chain (leaf first) sent to a site and path.
@@ -181,16 +181,7 @@ pub fn explain(
 ) -> Result<Explanation, ExplainError> {
     // Without the directory the decision never waits, so one poll completes it. Revocation
     // from local sources only (configured CRL files): nothing is fetched.
-    let report = choose_site(runtime, target).ok().and_then(|(site, _)| {
-        let revocation = site.client_auth.revocation()?;
-        match site
-            .client_auth
-            .classify((!chain.is_empty()).then_some(chain))
-        {
-            ClientCert::Valid(_) => revocation.check_local(chain),
-            _ => None,
-        }
-    });
+    let report = revocation_for(runtime, chain, target).and_then(|r| r.check_local(chain));
     analyse(
         runtime,
         chain,
@@ -229,13 +220,22 @@ async fn revocation_report(
     chain: &[CertificateDer<'static>],
     target: &Target<'_>,
 ) -> Option<RevocationReport> {
+    Some(revocation_for(runtime, chain, target)?.check(chain).await)
+}
+
+/// The revocation checker of the site `target` chooses, when `chain` verifies there (the proxy
+/// checks revocation only for a verified chain).
+fn revocation_for<'r>(
+    runtime: &'r Runtime,
+    chain: &[CertificateDer<'static>],
+    target: &Target<'_>,
+) -> Option<&'r Arc<Revocation>> {
     let (site, _) = choose_site(runtime, target).ok()?;
-    let revocation = site.client_auth.revocation()?;
-    match site
+    let verdict = site
         .client_auth
-        .classify((!chain.is_empty()).then_some(chain))
-    {
-        ClientCert::Valid(_) => Some(revocation.check(chain).await),
+        .classify((!chain.is_empty()).then_some(chain));
+    match verdict {
+        ClientCert::Valid(_) => site.client_auth.revocation(),
         _ => None,
     }
 }
