@@ -242,6 +242,21 @@ impl Runtime {
         load::Loader::new(path, resumption).load(text)
     }
 
+    /// [`Self::from_toml`], reading the mapping table at `table` (as the configuration names
+    /// it, resolved against `path`'s directory) as holding `table_text`: how
+    /// `certgate mapping` validates an edited table before writing it.
+    pub fn from_toml_with_table(
+        text: &str,
+        path: &Path,
+        resumption: &ResumptionKeys,
+        table: &Path,
+        table_text: &[u8],
+    ) -> Result<Self, ConfigErrors> {
+        load::Loader::new(path, resumption)
+            .with_pending_table(table, table_text)
+            .load(text)
+    }
+
     /// The site for a ClientHello's SNI; no SNI means the default site. An SNI no site claims
     /// gets no site (the handshake is refused), unless a site has no `host_names`.
     pub fn site_for_sni(&self, sni: Option<&str>) -> Option<&Arc<Site>> {

@@ -7,6 +7,7 @@
 pub mod many_to_one;
 pub mod one_to_one;
 pub mod table;
+pub mod table_edit;
 
 use std::fmt;
 use std::sync::Arc;

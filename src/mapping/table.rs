@@ -32,6 +32,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::one_to_one::{CertificateProblem, digest_certificate_text, map_entries};
@@ -42,10 +43,10 @@ const BLOCK: usize = 8 << 20;
 const MAX_LINE: usize = 1 << 20;
 
 /// The columns a table may have, as IIS names the attributes.
-const USER_NAME: &str = "userName";
-const CERTIFICATE: &str = "certificate";
-const ENABLED: &str = "enabled";
-const PASSWORD_ENV: &str = "passwordEnv";
+pub(super) const USER_NAME: &str = "userName";
+pub(super) const CERTIFICATE: &str = "certificate";
+pub(super) const ENABLED: &str = "enabled";
+pub(super) const PASSWORD_ENV: &str = "passwordEnv";
 
 /// One usable row of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +117,12 @@ pub type RowResult = Result<TableRow, Vec<TableError>>;
 
 /// Which field of a row holds which column.
 #[derive(Debug, Clone)]
-struct Header {
-    names: Vec<Box<str>>,
-    user_name: usize,
-    certificate: usize,
-    enabled: Option<usize>,
-    password_env: Option<usize>,
+pub(super) struct Header {
+    pub(super) names: Vec<Box<str>>,
+    pub(super) user_name: usize,
+    pub(super) certificate: usize,
+    pub(super) enabled: Option<usize>,
+    pub(super) password_env: Option<usize>,
 }
 
 /// Reads a table, handing each row (or its problems) to `sink` in file order. Problems of the
@@ -287,70 +288,79 @@ impl<R: Read> Blocks<R> {
     }
 }
 
-/// The fields of one line (RFC 4180 quoting, no line breaks inside a field).
+/// The fields of one line (RFC 4180 quoting, no line breaks inside a field), unquoted.
 fn fields(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
+    Ok(field_spans(line)?
+        .into_iter()
+        .map(|span| unquote(&line[span]))
+        .collect())
+}
+
+/// Where each field of a line is: its raw text, quotes included. The writer
+/// ([`super::table_edit`]) changes one field of a row through these and keeps the others as
+/// written.
+pub(super) fn field_spans(line: &str) -> Result<Vec<Range<usize>>, String> {
     let mut out = Vec::with_capacity(4);
-    let mut rest = line;
+    let mut pos = 0;
     loop {
-        if let Some(quoted) = rest.strip_prefix('"') {
-            let mut value = String::new();
-            let mut chunk = quoted;
-            let after = loop {
-                let Some(q) = chunk.find('"') else {
+        let rest = &line[pos..];
+        if rest.starts_with('"') {
+            let mut search = pos + 1;
+            let end = loop {
+                let Some(q) = line[search..].find('"').map(|q| search + q) else {
                     return Err(format!(
                         "field {} opens a quote that is not closed on this line \
                          (a field may not span lines)",
                         out.len() + 1
                     ));
                 };
-                value.push_str(&chunk[..q]);
-                let tail = &chunk[q + 1..];
-                if let Some(more) = tail.strip_prefix('"') {
-                    value.push('"');
-                    chunk = more;
+                if line[q + 1..].starts_with('"') {
+                    search = q + 2;
                 } else {
-                    break tail;
+                    break q + 1;
                 }
             };
-            // Borrow when nothing was unescaped, the usual case.
-            let raw = &quoted[..quoted.len() - after.len() - 1];
-            out.push(if raw.len() == value.len() {
-                Cow::Borrowed(raw)
-            } else {
-                Cow::Owned(value)
-            });
-            match after.strip_prefix(',') {
-                Some(next) => rest = next,
-                None if after.is_empty() => return Ok(out),
-                None => {
-                    return Err(format!(
-                        "field {} has text after its closing quote",
-                        out.len()
-                    ));
-                }
+            out.push(pos..end);
+            let after = &line[end..];
+            if after.is_empty() {
+                return Ok(out);
             }
+            if !after.starts_with(',') {
+                return Err(format!(
+                    "field {} has text after its closing quote",
+                    out.len()
+                ));
+            }
+            pos = end + 1;
         } else {
-            let (field, next) = match rest.find(',') {
-                Some(c) => (&rest[..c], Some(&rest[c + 1..])),
-                None => (rest, None),
-            };
-            if field.contains('"') {
+            let end = rest.find(',').map_or(line.len(), |c| pos + c);
+            if line[pos..end].contains('"') {
                 return Err(format!(
                     "field {} has a quote inside an unquoted value; quote the whole field and \
                      double the quote",
                     out.len() + 1
                 ));
             }
-            out.push(Cow::Borrowed(field));
-            match next {
-                Some(next) => rest = next,
-                None => return Ok(out),
+            out.push(pos..end);
+            if end == line.len() {
+                return Ok(out);
             }
+            pos = end + 1;
         }
     }
 }
 
-fn parse_header(line: usize, bytes: &[u8]) -> Result<Header, Vec<TableError>> {
+/// A field's value from its raw text: quotes removed, `""` read as `"`. Borrows when nothing
+/// was unescaped, the usual case.
+pub(super) fn unquote(raw: &str) -> Cow<'_, str> {
+    match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if inner.contains("\"\"") => Cow::Owned(inner.replace("\"\"", "\"")),
+        Some(inner) => Cow::Borrowed(inner),
+        None => Cow::Borrowed(raw),
+    }
+}
+
+pub(super) fn parse_header(line: usize, bytes: &[u8]) -> Result<Header, Vec<TableError>> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| vec![TableError::line(line, "the header is not UTF-8 text")])?;
     let names = fields(text).map_err(|e| vec![TableError::line(line, e)])?;

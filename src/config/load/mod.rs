@@ -73,6 +73,9 @@ pub(super) struct Loader<'a> {
     log_defaults: Option<crate::w3c::RawLogFile>,
     /// The revocation cache every site of this configuration shares.
     revocation_store: Option<Arc<crate::revocation::cache::Store>>,
+    /// A mapping table read from memory instead of its file: the edit `certgate mapping` is
+    /// about to write, validated before it is written.
+    pending_table: Option<(&'a Path, &'a [u8])>,
 }
 
 impl<'a> Loader<'a> {
@@ -94,7 +97,14 @@ impl<'a> Loader<'a> {
             unresolved_passwords: HashMap::new(),
             log_defaults: None,
             revocation_store: None,
+            pending_table: None,
         }
+    }
+
+    /// Reads the mapping table at `path` as holding `text` (see [`Self::pending_table`]).
+    pub(super) fn with_pending_table(mut self, path: &'a Path, text: &'a [u8]) -> Self {
+        self.pending_table = Some((path, text));
+        self
     }
 
     fn error(&mut self, key: impl Into<String>, reason: impl Into<String>) {

@@ -24,12 +24,15 @@ impl Loader<'_> {
     ) -> Option<PathBuf> {
         let key = format!("{section}.one_to_one_mappings_file");
         let path = self.file_value(&key, value)?;
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                self.error(key, format!("cannot read {}: {e}", path.display()));
-                return None;
-            }
+        let file: Box<dyn std::io::Read> = match self.pending_table {
+            Some((pending, text)) if pending == path => Box::new(text),
+            _ => match std::fs::File::open(&path) {
+                Ok(file) => Box::new(file),
+                Err(e) => {
+                    self.error(key, format!("cannot read {}: {e}", path.display()));
+                    return None;
+                }
+            },
         };
         // Logs and `explain` show a row as `mappings.csv line 7`, the file as configured.
         let shown: Arc<str> = value.into();

@@ -1,10 +1,10 @@
 //! `import-iis --mappings-file`: one-to-one mappings written as mapping tables (see
 //! [`crate::mapping::table`]) instead of inline TOML, for IIS configurations with very many.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::raw::{RawConfig, RawIisMapping, RawOneToOne};
+use crate::mapping::table_edit::{NewRow, write_table};
 
 /// A section with more one-to-one mappings than this is better served by a table.
 pub const LARGE: usize = 10_000;
@@ -137,40 +137,26 @@ fn numbered(file: &Path, n: usize) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// The table as `Export-Csv` writes it: every field quoted, CRLF line ends.
+/// The table as `Export-Csv` writes it, by the one table writer
+/// ([`crate::mapping::table_edit::write_table`]). [`fits_in_table`] kept out every entry it
+/// could refuse, so it writes.
 fn csv(entries: &[RawOneToOne]) -> String {
-    let with_password = entries.iter().any(|e| e.password_env.is_some());
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut text = String::from("\"userName\",\"certificate\",\"enabled\"");
-    if with_password {
-        text.push_str(",\"passwordEnv\"");
-    }
-    text.push_str("\r\n");
-    for e in entries {
-        let certificate: String = e
-            .certificate
-            .as_deref()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
-        let enabled = if e.enabled == Some(false) {
-            "False"
-        } else {
-            "True"
-        };
-        let _ = write!(
-            text,
-            "{},{},\"{enabled}\"",
-            quote(&e.user_name),
-            quote(&certificate)
-        );
-        if with_password {
-            let _ = write!(text, ",{}", quote(e.password_env.as_deref().unwrap_or("")));
-        }
-        text.push_str("\r\n");
-    }
-    text
+    let rows: Vec<NewRow> = entries
+        .iter()
+        .map(|e| NewRow {
+            user_name: e.user_name.clone(),
+            certificate: e
+                .certificate
+                .as_deref()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect(),
+            enabled: e.enabled != Some(false),
+            password_env: e.password_env.clone(),
+        })
+        .collect();
+    write_table(&rows).unwrap_or_default()
 }
 
 #[cfg(test)]

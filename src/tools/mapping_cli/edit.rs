@@ -395,6 +395,32 @@ fn entry_digest(entry: &dyn TableLike, base: &Path) -> Option<[u8; 32]> {
     Some(crate::identity::sha256(&der))
 }
 
+/// Whether an inline entry is the one `select` names.
+fn selects(entry: &dyn TableLike, select: &Select, base: &Path) -> bool {
+    match select {
+        Select::Certificate(digest) => entry_digest(entry, base).as_ref() == Some(digest),
+        Select::User(user) => {
+            doc::str_of(entry, "user_name").is_some_and(|u| u.eq_ignore_ascii_case(user))
+        }
+    }
+}
+
+/// How many inline one-to-one entries of the scope `select` names (the mapping table's rows
+/// are matched by [`super::table`]).
+pub fn inline_matches(
+    document: &DocumentMut,
+    scope: &ScopeRef,
+    select: &Select,
+    base: &Path,
+) -> usize {
+    doc::mapper(document, scope).map_or(0, |mapper| {
+        doc::entries(mapper, ONE_TO_ONE)
+            .into_iter()
+            .filter(|e| selects(*e, select, base))
+            .count()
+    })
+}
+
 /// The one entry `select` names; several entries for one account must be told apart by
 /// certificate.
 fn select_one(
@@ -407,12 +433,7 @@ fn select_one(
     let matches: Vec<usize> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| match select {
-            Select::Certificate(digest) => entry_digest(**e, base).as_ref() == Some(digest),
-            Select::User(user) => {
-                doc::str_of(**e, "user_name").is_some_and(|u| u.eq_ignore_ascii_case(user))
-            }
-        })
+        .filter(|(_, e)| selects(**e, select, base))
         .map(|(i, _)| i)
         .collect();
     match (matches.as_slice(), select) {

@@ -10,8 +10,10 @@ use serde_json::{Value as Json, json};
 use toml_edit::{DocumentMut, TableLike};
 
 use super::document::{self as doc, MANY_TO_ONE, ONE_TO_ONE, RULES, ScopeRef};
+use super::table;
 use crate::identity::CertFacts;
 use crate::mapping::one_to_one::decode_certificate_text;
+use crate::mapping::table_edit::Record;
 
 /// Every scope's mappings, optionally only one site's (and one location's).
 pub fn collect(
@@ -85,17 +87,71 @@ fn scope_json(document: &DocumentMut, scope: &ScopeRef, base: &Path) -> Json {
     value["many_to_one_certificate_mappings_enabled"] = Json::from(
         doc::bool_of(mapper, "many_to_one_certificate_mappings_enabled").unwrap_or(true),
     );
-    value["one_to_one"] = doc::entries(mapper, ONE_TO_ONE)
+    let mut one_to_one: Vec<Json> = doc::entries(mapper, ONE_TO_ONE)
         .into_iter()
         .enumerate()
         .map(|(i, e)| one_to_one_json(i, e, base))
         .collect();
+    if let Some((value, path)) = table::table_of(document, scope, base) {
+        match table::read(&path) {
+            Ok((_, rows)) => {
+                for record in rows.records() {
+                    one_to_one.push(row_json(one_to_one.len(), &value, &record));
+                }
+            }
+            Err(e) => value_problem(&mut one_to_one, &value, &e.to_string()),
+        }
+    }
+    value["one_to_one"] = Json::from(one_to_one);
     value["many_to_one"] = doc::entries(mapper, MANY_TO_ONE)
         .into_iter()
         .enumerate()
         .map(|(i, e)| many_to_one_json(i, e))
         .collect();
     value
+}
+
+/// A row of the scope's mapping table.
+fn row_json(index: usize, table: &str, record: &Record) -> Json {
+    let certificate = decode_certificate_text(&record.certificate)
+        .map_err(|e| e.to_string())
+        .and_then(|der| {
+            CertFacts::parse(&rustls::pki_types::CertificateDer::from(der))
+                .map_err(|e| e.to_string())
+        });
+    json!({
+        "index": index,
+        "user_name": record.user_name,
+        "enabled": record.enabled,
+        "source": { "table": table, "line": record.line },
+        "certificate": certificate_json(certificate),
+        "password": record.password_env.as_ref().map_or(Json::Null, |v| json!({ "env": v })),
+    })
+}
+
+/// A table that cannot be read is listed as one entry with its problem.
+fn value_problem(out: &mut Vec<Json>, table: &str, problem: &str) {
+    out.push(json!({
+        "index": out.len(),
+        "user_name": "",
+        "enabled": false,
+        "source": { "table": table },
+        "certificate": { "problem": problem },
+        "password": Json::Null,
+    }));
+}
+
+fn certificate_json(facts: Result<CertFacts, String>) -> Json {
+    match facts {
+        Ok(facts) => json!({
+            "subject": facts.subject.to_string(),
+            "issuer": facts.issuer.to_string(),
+            "thumbprint": facts.thumbprint(),
+            "serial": facts.serial_hex(),
+            "not_after": date(facts.not_after),
+        }),
+        Err(problem) => json!({ "problem": problem }),
+    }
 }
 
 fn password_json(entry: &dyn TableLike) -> Json {
@@ -132,18 +188,9 @@ fn one_to_one_json(index: usize, entry: &dyn TableLike, base: &Path) -> Json {
         ),
         (None, None) => (Json::Null, Err("no certificate".to_owned())),
     };
-    let certificate = match der.and_then(|der| {
+    let certificate = certificate_json(der.and_then(|der| {
         CertFacts::parse(&rustls::pki_types::CertificateDer::from(der)).map_err(|e| e.to_string())
-    }) {
-        Ok(facts) => json!({
-            "subject": facts.subject.to_string(),
-            "issuer": facts.issuer.to_string(),
-            "thumbprint": facts.thumbprint(),
-            "serial": facts.serial_hex(),
-            "not_after": date(facts.not_after),
-        }),
-        Err(problem) => json!({ "problem": problem }),
-    };
+    }));
     json!({
         "index": index,
         "user_name": doc::str_of(entry, "user_name").unwrap_or_default(),
@@ -223,8 +270,13 @@ pub fn render_text(listing: &Json) -> String {
                     text(&cert["not_after"])
                 ),
             };
+            let from = match (m["source"]["table"].as_str(), m["source"]["line"].as_u64()) {
+                (Some(table), Some(line)) => format!(" ({table} line {line})"),
+                (Some(table), None) => format!(" ({table})"),
+                _ => String::new(),
+            };
             out.push_str(&format!(
-                "  one-to-one [{}] {} {}: {what}\n",
+                "  one-to-one [{}] {} {}{from}: {what}\n",
                 m["index"],
                 text(&m["user_name"]),
                 enabled_word(&m["enabled"]),

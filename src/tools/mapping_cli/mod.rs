@@ -14,6 +14,7 @@ pub mod document;
 pub mod edit;
 pub mod list;
 pub mod notify;
+pub mod table;
 pub mod write;
 
 use std::collections::HashSet;
@@ -438,6 +439,27 @@ async fn change(scope: &ScopeArgs, reload: &ReloadArgs, edit: &Edit) -> anyhow::
     let (original, text) = read_config(path)?;
     let mut document = document::parse(&text, &file)?;
     let target = document::find_scope(&document, scope.site.as_deref(), scope.location.as_deref())?;
+    if let Some(change) = table::apply(&document, &target, edit, path)? {
+        let table_file = change.path.display().to_string();
+        if !change.changed {
+            println!("{}; {table_file} is unchanged", change.summary);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let checked = Runtime::from_toml_with_table(
+            &text,
+            path,
+            &ResumptionKeys::default(),
+            &change.path,
+            change.text.as_bytes(),
+        );
+        if let Some(code) = refused(checked, &text, path, &table_file) {
+            return Ok(code);
+        }
+        write::replace(&change.path, &change.original, &change.text)?;
+        println!("{}", change.summary);
+        println!("{table_file}: written");
+        return reload_proxy(&document, reload, &table_file).await;
+    }
     let outcome = edit::apply(&mut document, &target, edit, &base_dir(path))?;
     if !outcome.changed {
         println!("{}; {file} is unchanged", outcome.summary);
@@ -445,15 +467,37 @@ async fn change(scope: &ScopeArgs, reload: &ReloadArgs, edit: &Edit) -> anyhow::
     }
     let edited = document.to_string();
     // Exactly what `certgate check` runs, on the text about to be written.
-    match Runtime::from_toml(&edited, path, &ResumptionKeys::default()) {
+    let checked = Runtime::from_toml(&edited, path, &ResumptionKeys::default());
+    if let Some(code) = refused(checked, &text, path, &file) {
+        return Ok(code);
+    }
+    write::replace(path, &original, &edited)?;
+    println!("{}", outcome.summary);
+    for note in &outcome.notes {
+        println!("note: {note}");
+    }
+    println!("{file}: written");
+    reload_proxy(&document, reload, &file).await
+}
+
+/// Prints what validating the edited configuration found; `Some(exit code)` when the edit is
+/// refused. Errors the file already had before the edit are marked as such.
+fn refused(
+    checked: Result<Runtime, crate::config::ConfigErrors>,
+    text: &str,
+    path: &Path,
+    file: &str,
+) -> Option<ExitCode> {
+    match checked {
         Ok(runtime) => {
             for w in &runtime.warnings {
                 println!("warning: {w}");
             }
+            None
         }
         Err(errors) => {
             let before: HashSet<String> =
-                match Runtime::from_toml(&text, path, &ResumptionKeys::default()) {
+                match Runtime::from_toml(text, path, &ResumptionKeys::default()) {
                     Ok(_) => HashSet::new(),
                     Err(old) => old.0.iter().map(ToString::to_string).collect(),
                 };
@@ -470,15 +514,17 @@ async fn change(scope: &ScopeArgs, reload: &ReloadArgs, edit: &Edit) -> anyhow::
                 "{file}: {} error(s); the edit was refused and the file is unchanged",
                 errors.0.len()
             );
-            return Ok(ExitCode::from(2));
+            Some(ExitCode::from(2))
         }
     }
-    write::replace(path, &original, &edited)?;
-    println!("{}", outcome.summary);
-    for note in &outcome.notes {
-        println!("note: {note}");
-    }
-    println!("{file}: written");
+}
+
+/// Asks the running proxy to reload (`file` is what was written, for messages).
+async fn reload_proxy(
+    document: &toml_edit::DocumentMut,
+    reload: &ReloadArgs,
+    file: &str,
+) -> anyhow::Result<ExitCode> {
     if reload.no_reload {
         println!("not reloaded (--no-reload): send the proxy SIGHUP or POST /reload to apply it");
         return Ok(ExitCode::SUCCESS);
