@@ -185,3 +185,73 @@ fn a_missing_custom_page_is_a_configuration_error() {
         "{text}"
     );
 }
+
+/// `/hr` has its own page for 403.7 and `errorMode="Custom"` (IIS `<location path="hr">`
+/// `<httpErrors>`); everything else comes from the site.
+const HR: &str = r#"
+[[site.location]]
+path = "/hr"
+
+[site.location.http_errors]
+error_mode = "Custom"
+
+[[site.location.http_errors.error]]
+status_code = 403
+sub_status_code = 7
+path = "hr-403-7.html"
+"#;
+
+#[tokio::test]
+async fn a_location_has_its_own_pages_and_mode_over_the_sites() {
+    let staged = tempfile::tempdir().unwrap();
+    std::fs::write(staged.path().join("403-7.html"), "site page {{reference}}").unwrap();
+    std::fs::write(
+        staged.path().join("hr-403-7.html"),
+        "<p>HR: insert your badge, ref {{reference}}</p>",
+    )
+    .unwrap();
+    let config = format!("{}{HR}", with_custom("DetailedLocalOnly"));
+    let env = Env::start_staged(Arc::new(Pki::new()), &config, staged.path()).await;
+    let anonymous = env.client(None);
+
+    // In /hr: the location's page, even for a local client (its mode is Custom).
+    let local = anonymous.get(env.addr(), "/hr/payroll").await;
+    assert_eq!(local.status, 403);
+    let r = local.headers["x-certgate-ref"].to_str().unwrap();
+    assert_eq!(
+        local.text(),
+        format!("<p>HR: insert your badge, ref {r}</p>")
+    );
+    // Outside it: the site's mode and page.
+    let local = anonymous.get(env.addr(), "/payroll").await;
+    assert!(local.text().contains("Detailed Error Information:"));
+    let remote = get_from(&anonymous, "127.0.0.2", env.addr(), "/").await;
+    assert!(remote.text().starts_with("site page "), "{}", remote.text());
+    // A status the location has no page for: the site's (ExecuteURL on the backend).
+    let bob = env.client(Some(&env.pki.bob));
+    let resp = bob.get(env.addr(), "/hr/").await;
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.echo()["path"], "/errors/401.html", "{}", resp.text());
+}
+
+#[test]
+fn a_bad_location_page_is_a_configuration_error_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    Pki::new().write(dir.path());
+    std::fs::write(dir.path().join("403-7.html"), "x").unwrap();
+    let path = dir.path().join("certgate.toml");
+    let text =
+        format!("{}{HR}", with_custom("DetailedLocalOnly")).replace("{backend}", "127.0.0.1:1");
+    let errors = certgate::config::Runtime::from_toml(
+        &text,
+        &path,
+        &certgate::tls::server::ResumptionKeys::default(),
+    )
+    .unwrap_err();
+    let text = errors.to_string();
+    assert!(
+        text.contains("site[0].location[1].http_errors.error[0].path:")
+            && text.contains("hr-403-7.html"),
+        "{text}"
+    );
+}

@@ -111,6 +111,8 @@ pub struct Scope {
     pub directory: SitePolicy,
     /// Effective Kerberos to the backend; `None` when off.
     pub kerberos: Option<Arc<crate::kerberos::BackendKerberos>>,
+    /// The location's own error pages over the site's (`None`: the site's alone).
+    pub http_errors: Option<Arc<crate::error_page::LocationErrors>>,
 }
 
 /// One site, ready to serve.

@@ -274,4 +274,8 @@ pub struct RawLocation {
     /// Overrides keys of the enclosing scope's Kerberos to the backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_kerberos: Option<crate::kerberos::RawBackendKerberos>,
+    /// Custom error pages and error mode for this path, over the site's (IIS `<location>`
+    /// `<httpErrors>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_errors: Option<crate::error_page::RawHttpErrors>,
 }

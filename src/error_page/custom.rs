@@ -48,6 +48,17 @@ pub enum ErrorMode {
     Custom,
 }
 
+impl ErrorMode {
+    /// Whether a client (local: on this machine) gets the detailed page.
+    pub fn detailed_for(self, local: bool) -> bool {
+        match self {
+            Self::Detailed => true,
+            Self::DetailedLocalOnly => local,
+            Self::Custom => false,
+        }
+    }
+}
+
 /// A custom page's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageBody {
@@ -94,10 +105,91 @@ impl HttpErrors {
 
     /// Whether a client gets the detailed page.
     pub fn detailed_for(&self, local: bool) -> bool {
-        match self.mode {
-            ErrorMode::Detailed => true,
-            ErrorMode::DetailedLocalOnly => local,
-            ErrorMode::Custom => false,
+        self.mode.detailed_for(local)
+    }
+}
+
+/// A location's own `[site.location.http_errors]` (IIS `<location path="..."><httpErrors>`),
+/// already laid over any enclosing location's: its entries add to the site's and replace a
+/// site entry for the same status and sub-status, and its `error_mode`, when set, replaces the
+/// site's (IIS merges a child `<httpErrors>` collection into its parent's the same way).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocationErrors {
+    /// `error_mode`, when the location (or an enclosing one) sets it.
+    pub mode: Option<ErrorMode>,
+    /// The location's pages, then the enclosing locations' pages it does not replace.
+    pub pages: Vec<CustomPage>,
+}
+
+impl LocationErrors {
+    /// `own` (built from the location's raw section, whose `error_mode` was set when
+    /// `mode_set`) over the enclosing location's settings.
+    pub fn over(own: HttpErrors, mode_set: bool, parent: Option<&LocationErrors>) -> Self {
+        let mut pages = own.pages;
+        if let Some(parent) = parent {
+            for page in &parent.pages {
+                if !pages
+                    .iter()
+                    .any(|p| (p.status, p.substatus) == (page.status, page.substatus))
+                {
+                    pages.push(page.clone());
+                }
+            }
+        }
+        Self {
+            mode: if mode_set {
+                Some(own.mode)
+            } else {
+                parent.and_then(|p| p.mode)
+            },
+            pages,
+        }
+    }
+}
+
+/// The error settings that apply to one request: the site's, under its location's.
+#[derive(Debug, Clone, Copy)]
+pub struct Effective<'a> {
+    site: &'a HttpErrors,
+    location: Option<&'a LocationErrors>,
+}
+
+impl<'a> Effective<'a> {
+    /// The custom page: an exact sub-status entry first (the location's, else the site's),
+    /// then an any-sub-status one (likewise), as IIS looks up the merged collection.
+    pub fn find(&self, status: u16, substatus: u16) -> Option<&'a PageBody> {
+        let location = self.location.map_or(&[][..], |l| &l.pages[..]);
+        let exact = |pages: &'a [CustomPage]| {
+            pages
+                .iter()
+                .find(|p| p.status == status && p.substatus == Some(substatus))
+        };
+        let any = |pages: &'a [CustomPage]| {
+            pages
+                .iter()
+                .find(|p| p.status == status && p.substatus.is_none())
+        };
+        exact(location)
+            .or_else(|| exact(&self.site.pages))
+            .or_else(|| any(location))
+            .or_else(|| any(&self.site.pages))
+            .map(|p| &p.body)
+    }
+
+    /// Whether a client gets the detailed page (the location's `error_mode` when set).
+    pub fn detailed_for(&self, local: bool) -> bool {
+        let mode = self.location.and_then(|l| l.mode).unwrap_or(self.site.mode);
+        mode.detailed_for(local)
+    }
+}
+
+impl HttpErrors {
+    /// The settings for a request in a location with `location`'s own settings (none: the
+    /// site's).
+    pub fn at<'a>(&'a self, location: Option<&'a LocationErrors>) -> Effective<'a> {
+        Effective {
+            site: self,
+            location,
         }
     }
 }
@@ -193,4 +285,65 @@ pub fn build(
         });
     }
     HttpErrors { mode, pages }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(status: u16, substatus: Option<u16>, name: &str) -> CustomPage {
+        CustomPage {
+            status,
+            substatus,
+            body: PageBody::ExecuteUrl(name.into()),
+        }
+    }
+
+    fn found(e: Effective<'_>, status: u16, substatus: u16) -> Option<String> {
+        match e.find(status, substatus) {
+            Some(PageBody::ExecuteUrl(n)) => Some(n.clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_location_replaces_per_status_and_sub_status_and_inherits_the_rest() {
+        let site = HttpErrors {
+            mode: ErrorMode::DetailedLocalOnly,
+            pages: vec![
+                page(403, Some(7), "/site-403.7"),
+                page(401, None, "/site-401"),
+            ],
+        };
+        let outer = LocationErrors::over(
+            HttpErrors {
+                mode: ErrorMode::Custom,
+                pages: vec![
+                    page(403, None, "/outer-403"),
+                    page(401, Some(2), "/outer-401.2"),
+                ],
+            },
+            true,
+            None,
+        );
+        // An inner location replaces the outer one's 403 and keeps its 401.2 and its mode.
+        let inner = LocationErrors::over(
+            HttpErrors {
+                mode: ErrorMode::default(),
+                pages: vec![page(403, None, "/inner-403")],
+            },
+            false,
+            Some(&outer),
+        );
+        assert_eq!(inner.mode, Some(ErrorMode::Custom));
+        let at = site.at(Some(&inner));
+        // An exact sub-status entry wins over an any-sub-status one, wherever it is set.
+        assert_eq!(found(at, 403, 7).as_deref(), Some("/site-403.7"));
+        assert_eq!(found(at, 403, 4).as_deref(), Some("/inner-403"));
+        assert_eq!(found(at, 401, 2).as_deref(), Some("/outer-401.2"));
+        assert_eq!(found(at, 401, 1).as_deref(), Some("/site-401"));
+        assert!(!at.detailed_for(true));
+        assert!(site.at(None).detailed_for(true));
+        assert_eq!(found(site.at(None), 403, 4), None);
+    }
 }

@@ -15,7 +15,7 @@ pub mod texts;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use custom::{ErrorMode, HttpErrors, PageBody, RawHttpErrors};
+pub use custom::{ErrorMode, HttpErrors, LocationErrors, PageBody, RawHttpErrors};
 pub use reference::Reference;
 
 /// HTML-escapes text for element content and double-quoted attributes.

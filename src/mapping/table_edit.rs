@@ -51,8 +51,8 @@ fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('"', "\"\""))
 }
 
-/// `value` quoted only when it must be (a comma, a quote, surrounding spaces, or empty text
-/// that a reader could take for a missing value is fine unquoted).
+/// `value` quoted only when it must be: it holds a comma or a quote, or has surrounding spaces
+/// (which the reader would trim).
 fn minimal(value: &str) -> String {
     if value.contains([',', '"']) || value.trim() != value {
         quoted(value)

@@ -59,7 +59,11 @@ pub(super) async fn refuse(
         });
     }
 
-    let errors = &conn.site.http_errors;
+    // The location's own pages over the site's; a path that does not normalise is the site's.
+    let location = crate::forward::path::normalize(uri.path())
+        .ok()
+        .and_then(|n| conn.site.scope_for(&n.canonical).http_errors.clone());
+    let errors = conn.site.http_errors.at(location.as_deref());
     let local = error_page::is_local(conn.peer.ip(), conn.local.map(|a| a.ip()));
     let html = if errors.detailed_for(local) {
         let details = Details {

@@ -51,6 +51,7 @@ impl Loader<'_> {
                 None,
                 &format!("{key}.backend_kerberos"),
             ),
+            http_errors: None,
         };
 
         // Parents before children, so each location inherits from its nearest enclosing scope.
@@ -93,6 +94,7 @@ impl Loader<'_> {
             );
             let parent_directory = parent.directory.clone();
             let parent_kerberos = parent.kerberos.clone();
+            let parent_errors = parent.http_errors.clone();
             let ssl_flags = match &loc.ssl_flags {
                 Some(text) => self.ssl_flags(&format!("{lkey}.ssl_flags"), text),
                 None => parent_flags,
@@ -118,6 +120,7 @@ impl Loader<'_> {
                     parent_kerberos.as_ref(),
                     &format!("{lkey}.backend_kerberos"),
                 ),
+                http_errors: self.location_http_errors(&lkey, loc, parent_errors.as_ref()),
             });
         }
         scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));

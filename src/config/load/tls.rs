@@ -132,6 +132,7 @@ mod tests {
             mapper: Arc::default(),
             directory: SitePolicy::default(),
             kerberos: None,
+            http_errors: None,
         }
     }
 

@@ -142,6 +142,7 @@ impl Emit<'_> {
                     .map(|m| self.mapping(&site.name, m, &mut passwords)),
                 directory: None,
                 backend_kerberos: None,
+                http_errors: None,
             });
             emitted.push((path, eff));
         }
