@@ -127,10 +127,6 @@ fn http_errors_for_401_and_403_are_carried() {
         "{untranslated:#?}"
     );
     assert!(
-        said("<location path=\"Contoso Site/partners\">: <httpErrors> below the site root"),
-        "{untranslated:#?}"
-    );
-    assert!(
         warnings.iter().any(|w| w.contains(
             r#"custom error page for 401.2 "D:\sites\contoso\errors\401-2.htm" is a Windows path"#
         )),
@@ -139,6 +135,77 @@ fn http_errors_for_401_and_403_are_carried() {
 
     // Fabrikam inherits only IIS's stock pages and sets no errorMode: no section at all.
     assert!(site(&config, "Fabrikam").get("http_errors").is_none());
+}
+
+#[test]
+fn http_errors_of_a_location_go_to_the_location() {
+    let (config, _, untranslated) = imported();
+    let contoso = site(&config, "Contoso Site");
+    let partners = contoso["location"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"].as_str() == Some("/partners"))
+        .unwrap_or_else(|| panic!("no /partners location in {contoso:#?}"));
+    // Only what the location adds: its mode and its page; the site's pages are inherited.
+    let errors = partners["http_errors"].as_table().unwrap();
+    assert_eq!(errors["error_mode"].as_str(), Some("Custom"));
+    let list = errors["error"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{errors:#?}");
+    assert_eq!(list[0]["status_code"].as_integer(), Some(403));
+    assert_eq!(list[0]["sub_status_code"].as_integer(), Some(12));
+    assert_eq!(
+        list[0]["path"].as_str(),
+        Some("/errors/partner-denied.aspx")
+    );
+    assert_eq!(list[0]["response_mode"].as_str(), Some("ExecuteURL"));
+    assert!(
+        !untranslated
+            .iter()
+            .any(|u| u.contains("below the site root")),
+        "{untranslated:#?}"
+    );
+}
+
+/// A bare `<location>` fragment, as the IIS documentation prints one.
+#[test]
+fn a_location_fragment_with_http_errors() {
+    let fragment = r#"<location path="Default Web Site/hr">
+    <system.webServer>
+        <httpErrors errorMode="Custom">
+            <remove statusCode="403" subStatusCode="7" />
+            <error statusCode="403" subStatusCode="7" path="errors/hr-403-7.html" responseMode="File" />
+        </httpErrors>
+    </system.webServer>
+</location>"#;
+    let prepared = certgate::iis_import::standalone::prepare(fragment, "hr.xml", None).unwrap();
+    let imported = import(
+        &prepared.app_host,
+        &prepared.web_configs,
+        &ImportOptions {
+            app_host_file: prepared.app_host_file,
+            sites: prepared.sites,
+            ..ImportOptions::default()
+        },
+    )
+    .unwrap();
+    let text = to_toml(&imported).unwrap();
+    let config: certgate::config::raw::RawConfig =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let hr = config.sites[0]
+        .locations
+        .iter()
+        .find(|l| l.path == "/hr")
+        .unwrap_or_else(|| panic!("{text}"));
+    let errors = hr.http_errors.as_ref().unwrap();
+    assert_eq!(errors.error_mode.as_deref(), Some("Custom"));
+    assert_eq!(errors.error.len(), 1);
+    assert_eq!(
+        (errors.error[0].status_code, errors.error[0].sub_status_code),
+        (403, Some(7))
+    );
+    assert_eq!(errors.error[0].path, "errors/hr-403-7.html");
+    assert!(text.contains("[site.location.http_errors]"), "{text}");
 }
 
 #[test]

@@ -7,7 +7,11 @@
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, value};
 
+use super::inherit::is_prefix;
 use super::xml::{Fragment, HttpError, LogFile, Op, Site};
+use crate::config::raw::{RawLocation, RawSite};
+use crate::error_page::RawHttpErrors;
+use crate::error_page::custom::RawHttpError;
 
 /// What one imported site carries beyond [`crate::config::raw::RawSite`].
 #[derive(Debug, Clone, Default)]
@@ -86,44 +90,18 @@ fn log_file(
     Some(t)
 }
 
-/// `<httpErrors>` as it applies at the site's root: server level, then the site's
-/// `<location>`/web.config, in IIS merge order.
-fn http_errors(
-    site: &Site,
-    fragments: &[Fragment],
-    warnings: &mut Vec<String>,
-    untranslated: &mut Vec<String>,
-) -> Option<Table> {
+/// `<httpErrors>` merged as IIS merges it at `path` (site name, then URL segments): the
+/// server level, then each `<location>`/web.config level whose path contains it, in IIS merge
+/// order (`fragments` are sorted so).
+fn merged(fragments: &[Fragment], path: &[String]) -> (Option<String>, Vec<HttpError>) {
     let mut mode: Option<String> = None;
     let mut entries: Vec<HttpError> = Vec::new();
     for frag in fragments {
         let Some(errors) = &frag.http_errors else {
             continue;
         };
-        let applies = match frag.path.as_slice() {
-            [] => true,
-            [only] => only.eq_ignore_ascii_case(&site.name),
-            [first, ..] => {
-                if first.eq_ignore_ascii_case(&site.name) {
-                    untranslated.push(format!(
-                        "{}: {}: <httpErrors> below the site root is not translated (custom \
-                         error pages are per site)",
-                        frag.at, frag.scope
-                    ));
-                }
-                false
-            }
-        };
-        if !applies {
+        if !is_prefix(&frag.path, path) {
             continue;
-        }
-        if !errors.other_attributes.is_empty() {
-            untranslated.push(format!(
-                "{}: {}: httpErrors@{} not translated",
-                frag.at,
-                frag.scope,
-                errors.other_attributes.join(", @")
-            ));
         }
         if let Some(m) = &errors.error_mode {
             mode = Some(m.clone());
@@ -143,9 +121,175 @@ fn http_errors(
             }
         }
     }
-    let mut list = ArrayOfTables::new();
+    (mode, entries)
+}
+
+/// Reports `<httpErrors>` attributes that are not translated, for the levels exactly at `path`
+/// (or, for the site root, every level that applies to it).
+fn note_attributes(
+    fragments: &[Fragment],
+    path: &[String],
+    exact: bool,
+    untranslated: &mut Vec<String>,
+) {
+    for frag in fragments {
+        let Some(errors) = &frag.http_errors else {
+            continue;
+        };
+        let at = if exact {
+            frag.path.len() == path.len() && is_prefix(&frag.path, path)
+        } else {
+            is_prefix(&frag.path, path)
+        };
+        if at && !errors.other_attributes.is_empty() {
+            untranslated.push(format!(
+                "{}: {}: httpErrors@{} not translated",
+                frag.at,
+                frag.scope,
+                errors.other_attributes.join(", @")
+            ));
+        }
+    }
+}
+
+/// `<httpErrors>` as it applies at the site's root.
+fn http_errors(
+    site: &Site,
+    fragments: &[Fragment],
+    warnings: &mut Vec<String>,
+    untranslated: &mut Vec<String>,
+) -> Option<Table> {
+    let root = [site.name.clone()];
+    note_attributes(fragments, &root, false, untranslated);
+    let (mode, entries) = merged(fragments, &root);
+    let list = translate(
+        &format!("site '{}'", site.name),
+        &entries,
+        warnings,
+        untranslated,
+    );
+    if mode.is_none() && list.is_empty() {
+        return None;
+    }
+    let mut t = Table::new();
+    if let Some(m) = mode {
+        t.insert("error_mode", value(m));
+    }
+    if !list.is_empty() {
+        let mut tables = ArrayOfTables::new();
+        for e in &list {
+            let mut t = Table::new();
+            t.insert("status_code", value(i64::from(e.status_code)));
+            if let Some(sub) = e.sub_status_code {
+                t.insert("sub_status_code", value(i64::from(sub)));
+            }
+            t.insert("path", value(e.path.as_str()));
+            if let Some(mode) = &e.response_mode {
+                t.insert("response_mode", value(mode.as_str()));
+            }
+            tables.push(t);
+        }
+        t.insert("error", Item::ArrayOfTables(tables));
+    }
+    Some(t)
+}
+
+/// `<location path="Site/dir"><httpErrors>` (and a web.config's below the root) as
+/// `[site.location.http_errors]`: at each such path, the entries and the error mode that differ
+/// from the enclosing path's, since certgate lays a location's pages over the enclosing ones
+/// per status and sub-status as IIS merges the collection. A location without a
+/// `[[site.location]]` of its own gets one holding only its path and pages (it inherits
+/// everything else). An entry removed below the root cannot be expressed, and is reported.
+pub(super) fn location_http_errors(
+    site: &Site,
+    raw: &mut RawSite,
+    fragments: &[Fragment],
+    warnings: &mut Vec<String>,
+    untranslated: &mut Vec<String>,
+) {
+    let mut paths: Vec<&[String]> = Vec::new();
+    for frag in fragments {
+        if frag.http_errors.is_some()
+            && frag.path.len() > 1
+            && frag.path[0].eq_ignore_ascii_case(&site.name)
+            && !paths
+                .iter()
+                .any(|p| p.len() == frag.path.len() && is_prefix(p, &frag.path))
+        {
+            paths.push(&frag.path);
+        }
+    }
+    paths.sort_by_key(|p| p.len());
+    for path in paths {
+        let url = format!("/{}", path[1..].join("/"));
+        let label = format!("site '{}' location '{url}'", site.name);
+        note_attributes(fragments, path, true, untranslated);
+        let (parent_mode, parent) = merged(fragments, &path[..path.len() - 1]);
+        let (mode, entries) = merged(fragments, path);
+        let same = |a: &HttpError, b: &HttpError| {
+            (
+                a.status_code,
+                a.sub_status_code,
+                &a.path,
+                &a.response_mode,
+                &a.prefix_language_file_path,
+            ) == (
+                b.status_code,
+                b.sub_status_code,
+                &b.path,
+                &b.response_mode,
+                &b.prefix_language_file_path,
+            )
+        };
+        for gone in parent.iter().filter(|p| {
+            !entries
+                .iter()
+                .any(|e| (e.status_code, e.sub_status_code) == (p.status_code, p.sub_status_code))
+        }) {
+            untranslated.push(format!(
+                "{label}: the enclosing <error statusCode=\"{}\" subStatusCode=\"{}\"> is \
+                 removed here, which certgate cannot express (a location's pages add to and \
+                 replace the enclosing ones); that page still applies",
+                gone.status_code, gone.sub_status_code
+            ));
+        }
+        let added: Vec<HttpError> = entries
+            .into_iter()
+            .filter(|e| !parent.iter().any(|p| same(p, e)))
+            .collect();
+        let error = translate(&label, &added, warnings, untranslated);
+        let error_mode = mode.filter(|m| Some(m) != parent_mode.as_ref());
+        if error_mode.is_none() && error.is_empty() {
+            continue;
+        }
+        let section = RawHttpErrors { error_mode, error };
+        let norm = |p: &str| p.trim_end_matches('/').to_ascii_lowercase();
+        match raw
+            .locations
+            .iter_mut()
+            .find(|l| norm(&l.path) == norm(&url))
+        {
+            Some(location) => location.http_errors = Some(section),
+            None => raw.locations.push(RawLocation {
+                path: url,
+                http_errors: Some(section),
+                ..RawLocation::default()
+            }),
+        }
+    }
+}
+
+/// The entries certgate can serve: 401.x and 403.x (its own answers), as `File` or
+/// `ExecuteURL`, not IIS's stock per-language pages; the rest is reported.
+fn translate(
+    label: &str,
+    entries: &[HttpError],
+    warnings: &mut Vec<String>,
+    untranslated: &mut Vec<String>,
+) -> Vec<RawHttpError> {
+    let mut list = Vec::new();
     let mut other_codes: Vec<String> = Vec::new();
-    for e in &entries {
+    for e in entries {
         let code = if e.sub_status_code < 0 {
             e.status_code.to_string()
         } else {
@@ -159,9 +303,9 @@ fn http_errors(
             // IIS's own per-language pages (%SystemDrive%\inetpub\custerr\<lang>\401.htm):
             // certgate's IIS-style pages stand in for them.
             untranslated.push(format!(
-                "{}: site '{}': <error statusCode=\"{code}\"> is IIS's stock page \
+                "{}: {label}: <error statusCode=\"{code}\"> is IIS's stock page \
                  ({prefix}\\<language>\\{}); certgate's own IIS-style page is used",
-                e.at, site.name, e.path
+                e.at, e.path
             ));
             continue;
         }
@@ -172,47 +316,34 @@ fn http_errors(
             "ExecuteURL"
         } else {
             untranslated.push(format!(
-                "{}: site '{}': <error statusCode=\"{code}\" responseMode=\"{mode}\"> is not \
+                "{}: {label}: <error statusCode=\"{code}\" responseMode=\"{mode}\"> is not \
                  translated (File and ExecuteURL are)",
-                e.at, site.name
+                e.at
             ));
             continue;
         };
         if mode == "File" && windows_path(&e.path) {
             warnings.push(format!(
-                "{}: site '{}': custom error page for {code} \"{}\" is a Windows path, written as \
+                "{}: {label}: custom error page for {code} \"{}\" is a Windows path, written as \
                  is: copy the file to this machine and set http_errors.error.path",
-                e.at, site.name, e.path
+                e.at, e.path
             ));
         }
-        let mut t = Table::new();
-        t.insert("status_code", value(i64::from(e.status_code)));
-        if e.sub_status_code >= 0 {
-            t.insert("sub_status_code", value(i64::from(e.sub_status_code)));
-        }
-        t.insert("path", value(e.path.as_str()));
-        t.insert("response_mode", value(mode));
-        list.push(t);
+        list.push(RawHttpError {
+            status_code: e.status_code,
+            sub_status_code: (e.sub_status_code >= 0).then_some(e.sub_status_code),
+            path: e.path.clone(),
+            response_mode: Some(mode.to_owned()),
+        });
     }
     if !other_codes.is_empty() {
         untranslated.push(format!(
-            "site '{}': <httpErrors> entries for {} are not translated (certgate's custom pages \
+            "{label}: <httpErrors> entries for {} are not translated (certgate's custom pages \
              cover its own 401.x and 403.x answers)",
-            site.name,
             other_codes.join(", ")
         ));
     }
-    if mode.is_none() && list.is_empty() {
-        return None;
-    }
-    let mut t = Table::new();
-    if let Some(m) = mode {
-        t.insert("error_mode", value(m));
-    }
-    if !list.is_empty() {
-        t.insert("error", Item::ArrayOfTables(list));
-    }
-    Some(t)
+    list
 }
 
 /// Adds each site's extras to the emitted TOML (`[[site]]` tables in the same order).

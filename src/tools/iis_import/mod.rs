@@ -362,7 +362,14 @@ pub fn import(
     let mut config = RawConfig::default();
     let mut site_extras = Vec::with_capacity(selected.len());
     for site in &selected {
-        let raw = ctx.site(site, &fragments)?;
+        let mut raw = ctx.site(site, &fragments)?;
+        extras::location_http_errors(
+            site,
+            &mut raw,
+            &fragments,
+            &mut ctx.warnings,
+            &mut ctx.untranslated,
+        );
         config.sites.push(raw);
         site_extras.push(extras::site_extras(
             site,
