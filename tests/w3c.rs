@@ -122,3 +122,122 @@ async fn goaccess_reads_the_files_and_counts_what_was_sent() {
         .collect();
     assert_eq!(status_counts(&report), expected);
 }
+
+/// A backend that answers every request with a body far larger than anyone reads, written as
+/// fast as the connection takes it; for `/cut` it hangs up after 128 KiB instead.
+async fn endless_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+                    .await;
+                let cut = head.starts_with(b"GET /cut ");
+                let mut sent = 0;
+                while socket.write_all(&chunk).await.is_ok() {
+                    sent += chunk.len();
+                    if cut && sent >= 128 * 1024 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn responses_cut_short_are_logged_with_the_win32_status_iis_logs() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = endless_backend().await;
+    let config = BASIC
+        .replace("http://{backend}", &format!("http://{backend}"))
+        .replace(
+            "[[site.location]]",
+            "[site.log_file]\ndirectory = \"logs\"\n\n[[site.location]]",
+        );
+    let env = Env::start(&config).await;
+    let alice = env.client(Some(&env.pki.alice));
+    // A refusal, complete: 0.
+    assert_eq!(env.client(None).get(env.addr(), "/").await.code(), "403.7");
+
+    // Read the head and some of the body, then hang up, as a user closing the tab does.
+    let tcp = tokio::net::TcpStream::connect(env.addr()).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&alice.config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < 256 * 1024 {
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the proxy closed first");
+        got += n;
+    }
+    drop(tls);
+
+    // The backend fails mid-body: certgate aborts the client's connection itself.
+    let cut = alice
+        .send(
+            env.addr(),
+            "localhost",
+            http::Request::get("/cut")
+                .header("host", "localhost")
+                .body(bytes::Bytes::new())
+                .unwrap(),
+        )
+        .await;
+    assert!(cut.is_err(), "the body was cut short: {cut:?}");
+
+    // The line is written when the proxy notices (its next write fails); shutdown waits for
+    // the connection and flushes the writer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let Env {
+        server,
+        dir,
+        backend_guard,
+        ..
+    } = env;
+    server.shutdown(Duration::from_secs(5)).await;
+    drop(backend_guard);
+
+    let site_dir = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let file = std::fs::read_dir(&site_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let fields = |stem: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>())
+            .find(|f| f[4] == stem)
+            .unwrap_or_else(|| panic!("no line for {stem} in {text}"))
+    };
+    // sc-status sc-substatus sc-win32-status
+    assert_eq!(fields("/")[11..14], ["403", "7", "0"], "{text}");
+    assert_eq!(fields("/big")[11..14], ["200", "0", "64"], "{text}");
+    assert_eq!(fields("/cut")[11..14], ["200", "0", "1236"], "{text}");
+}

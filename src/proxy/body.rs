@@ -48,8 +48,21 @@ pub struct AccessRecord {
     pub w3c: Option<Box<crate::w3c::capture::Pending>>,
 }
 
+/// `sc-win32-status` of a response the client did not receive whole, as IIS logs it:
+/// `ERROR_NETNAME_DELETED` when the client went away (closed or reset the connection) before
+/// the response was sent, `ERROR_CONNECTION_ABORTED` when certgate itself had to abort the
+/// connection (the backend failed mid-body).
+pub mod win32 {
+    /// Complete.
+    pub const SUCCESS: u32 = 0;
+    /// `ERROR_NETNAME_DELETED`: the specified network name is no longer available.
+    pub const NETNAME_DELETED: u32 = 64;
+    /// `ERROR_CONNECTION_ABORTED`: the network connection was aborted by the local system.
+    pub const CONNECTION_ABORTED: u32 = 1236;
+}
+
 impl AccessRecord {
-    fn emit(&mut self, bytes: u64, complete: bool) {
+    fn emit(&mut self, bytes: u64, complete: bool, win32_status: u32) {
         let duration = self.start.elapsed();
         let reference = self.reference.as_ref().map(|r| r.as_str());
         tracing::info!(
@@ -70,6 +83,7 @@ impl AccessRecord {
             bytes,
             duration_ms = %format_args!("{:.3}", duration.as_secs_f64() * 1000.0),
             complete,
+            win32_status,
             reference = reference.unwrap_or("-"),
             "access"
         );
@@ -83,6 +97,7 @@ impl AccessRecord {
                 bytes,
                 u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
                 reference,
+                win32_status,
             );
         }
     }
@@ -99,6 +114,8 @@ pub struct ProxyBody {
     inner: Inner,
     bytes: u64,
     done: bool,
+    /// The backend's body failed, so the response was cut short by certgate.
+    failed: bool,
     record: Option<Box<AccessRecord>>,
 }
 
@@ -123,6 +140,7 @@ impl ProxyBody {
             inner,
             bytes: 0,
             done: false,
+            failed: false,
             record: None,
         }
     }
@@ -137,8 +155,13 @@ impl ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         let complete = self.done || self.is_end_stream();
+        let win32_status = match (complete, self.failed) {
+            (true, _) => win32::SUCCESS,
+            (false, true) => win32::CONNECTION_ABORTED,
+            (false, false) => win32::NETNAME_DELETED,
+        };
         if let Some(mut record) = self.record.take() {
-            record.emit(self.bytes, complete);
+            record.emit(self.bytes, complete, win32_status);
         }
     }
 }
@@ -164,7 +187,8 @@ impl Body for ProxyBody {
                 }
             }
             Poll::Ready(None) => this.done = true,
-            _ => {}
+            Poll::Ready(Some(Err(_))) => this.failed = true,
+            Poll::Pending => {}
         }
         polled
     }

@@ -88,6 +88,7 @@ impl Pending {
         bytes_sent: u64,
         time_taken_ms: u64,
         reference: Option<&str>,
+        win32_status: u32,
     ) {
         let entry = Entry {
             time: SystemTime::now(),
@@ -104,7 +105,7 @@ impl Pending {
             host: self.host,
             status,
             substatus,
-            win32_status: 0,
+            win32_status,
             bytes_sent,
             bytes_received: self.bytes_received,
             time_taken_ms,
