@@ -140,3 +140,43 @@ async fn https_backends_are_verified_against_backend_ca() {
     let resp = env.client(Some(&pki.alice)).get(env.addr(), "/").await;
     assert_eq!(resp.status, 502, "{}", resp.text());
 }
+
+/// `responseMode="ExecuteURL"` for 401, for everyone (`Custom`).
+const EXECUTE_URL_401: &str = r#"
+[site.http_errors]
+error_mode = "Custom"
+
+[[site.http_errors.error]]
+status_code = 401
+path = "/errors/401.html"
+response_mode = "ExecuteURL"
+
+[[site.location]]"#;
+
+#[tokio::test]
+async fn execute_url_error_pages_come_from_an_https_backend_verified_like_requests() {
+    let pki = Arc::new(Pki::new());
+    let backend = tls_backend(&pki).await;
+    let config = |ca: &str| {
+        BASIC
+            .replace(
+                "backend = \"http://{backend}\"",
+                &format!("backend = \"https://{backend}\"\nbackend_ca = [\"{ca}\"]"),
+            )
+            .replacen("[[site.location]]", EXECUTE_URL_401, 1)
+    };
+    let env = Env::start_with(Arc::clone(&pki), &config("ca.crt")).await;
+    // bob is not mapped: 401.2, whose page the TLS backend serves.
+    let resp = env.client(Some(&pki.bob)).get(env.addr(), "/").await;
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.text(), "tls backend");
+
+    // A backend certgate does not trust gives no page: the short page, never the backend's.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other-ca.crt"), &pki.other_ca.cert_pem).unwrap();
+    let env = Env::start_staged(Arc::clone(&pki), &config("other-ca.crt"), dir.path()).await;
+    let resp = env.client(Some(&pki.bob)).get(env.addr(), "/").await;
+    assert_eq!(resp.status, 401);
+    assert!(!resp.text().contains("tls backend"), "{}", resp.text());
+    assert!(resp.headers.contains_key("x-certgate-ref"));
+}

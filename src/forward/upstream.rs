@@ -209,6 +209,40 @@ impl Backend {
     }
 }
 
+/// A byte stream to the backend, plain or TLS.
+pub trait BackendIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> BackendIo for T {}
+
+impl Backend {
+    /// A new connection of its own to the backend, outside the pool, for a request that is
+    /// not a client's (an `ExecuteURL` error page, which sends no request body): TCP, then TLS
+    /// for an `https://` backend with the same trust (`backend_ca`) and server name as proxied
+    /// requests, within the same connect timeout.
+    pub async fn open(&self) -> Result<Box<dyn BackendIo>, BackendError> {
+        let pool = &self.pool;
+        let connect = async {
+            let tcp = TcpStream::connect((pool.host.as_str(), pool.port))
+                .await
+                .map_err(BackendError::Connect)?;
+            tcp.set_nodelay(true).map_err(BackendError::Connect)?;
+            match &pool.tls {
+                None => Ok(Box::new(tcp) as Box<dyn BackendIo>),
+                Some((connector, name)) => {
+                    let tls = connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(BackendError::Connect)?;
+                    Ok(Box::new(tls) as Box<dyn BackendIo>)
+                }
+            }
+        };
+        tokio::time::timeout(pool.connect_timeout, connect)
+            .await
+            .map_err(|_| BackendError::Connect(io::ErrorKind::TimedOut.into()))?
+    }
+}
+
 impl Pool {
     /// The most recently used connection that can take a request now; closed and expired
     /// ones are dropped on the way.
