@@ -145,6 +145,9 @@ async fn endless_backend() -> std::net::SocketAddr {
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
                     .await;
                 let cut = head.starts_with(b"GET /cut ");
+                if head.starts_with(b"GET /slow ") {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
                 let mut sent = 0;
                 while socket.write_all(&chunk).await.is_ok() {
                     sent += chunk.len();
@@ -191,6 +194,19 @@ async fn responses_cut_short_are_logged_with_the_win32_status_iis_logs() {
     }
     drop(tls);
 
+    // A client that leaves while the backend is still thinking: IIS finishes the request and
+    // logs its status with the failed send's 64.
+    let tcp = tokio::net::TcpStream::connect(env.addr()).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&alice.config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(tls);
+
     // The backend fails mid-body: certgate aborts the client's connection itself.
     let cut = alice
         .send(
@@ -206,7 +222,7 @@ async fn responses_cut_short_are_logged_with_the_win32_status_iis_logs() {
 
     // The line is written when the proxy notices (its next write fails); shutdown waits for
     // the connection and flushes the writer.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let Env {
         server,
         dir,
@@ -240,4 +256,5 @@ async fn responses_cut_short_are_logged_with_the_win32_status_iis_logs() {
     assert_eq!(fields("/")[11..14], ["403", "7", "0"], "{text}");
     assert_eq!(fields("/big")[11..14], ["200", "0", "64"], "{text}");
     assert_eq!(fields("/cut")[11..14], ["200", "0", "1236"], "{text}");
+    assert_eq!(fields("/slow")[11..14], ["200", "0", "64"], "{text}");
 }
