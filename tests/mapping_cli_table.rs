@@ -297,4 +297,29 @@ async fn bad_table_edits_are_refused_with_the_loader_messages_and_the_file_untou
         "{run}"
     );
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), original);
+
+    // A mapping added where the mapper is off is written, with a note saying it is not used.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("enabled = true", "enabled = false", 1),
+    )
+    .unwrap();
+    let run = mapping(&[
+        "add",
+        "-c",
+        c,
+        "--user",
+        r"EXAMPLElice",
+        "--cert",
+        p(&alice_crt),
+        "--no-reload",
+    ])
+    .await;
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("note: the mapper section is not enabled"),
+        "{run}"
+    );
 }

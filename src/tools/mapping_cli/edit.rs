@@ -326,7 +326,7 @@ fn push_password(fields: &mut Vec<(&str, Value)>, password: &Password) {
 }
 
 /// Tells the person when what they add will not be used yet.
-fn mapper_notes(mapper: &dyn TableLike, family: &str, notes: &mut Vec<String>) {
+pub(super) fn mapper_notes(mapper: &dyn TableLike, family: &str, notes: &mut Vec<String>) {
     if doc::bool_of(mapper, "enabled") != Some(true) {
         notes.push(
             "the mapper section is not enabled (enabled = true) in this scope: the mapping is not \

@@ -457,6 +457,9 @@ async fn change(scope: &ScopeArgs, reload: &ReloadArgs, edit: &Edit) -> anyhow::
         }
         write::replace(&change.path, &change.original, &change.text)?;
         println!("{}", change.summary);
+        for note in &change.notes {
+            println!("note: {note}");
+        }
         println!("{table_file}: written");
         return reload_proxy(&document, reload, &table_file).await;
     }

@@ -32,6 +32,8 @@ pub struct TableChange {
     pub summary: String,
     /// False when the table already said this.
     pub changed: bool,
+    /// Things to know (a disabled mapper or family).
+    pub notes: Vec<String>,
 }
 
 /// The table the scope's own mapper section names, as written and resolved against `base`,
@@ -109,6 +111,14 @@ pub fn apply(
                     )));
                 }
             };
+            let mut notes = Vec::new();
+            if let Some(mapper) = doc::mapper(document, scope) {
+                edit::mapper_notes(
+                    mapper,
+                    "one_to_one_certificate_mappings_enabled",
+                    &mut notes,
+                );
+            }
             let (original, mut table) = read(&path)?;
             let line = table
                 .append(&NewRow {
@@ -129,6 +139,7 @@ pub fn apply(
                 original,
                 text: table.to_string(),
                 changed: true,
+                notes,
             }))
         }
         Edit::RemoveOneToOne(select) | Edit::EnableOneToOne(select, _) => {
@@ -172,6 +183,7 @@ pub fn apply(
                 text: table.to_string(),
                 summary,
                 changed,
+                notes: Vec::new(),
             }))
         }
         _ => Ok(None),
