@@ -23,12 +23,16 @@ fn netsh_dump(text: &str) {
             let prepared = netsh_apply::prepare_alone(&bindings, "f");
             let opts = ImportOptions::default();
             let mut imported = import(&prepared.app_host, &[], &opts).unwrap_or_else(|e| {
-                panic!("the bindings' synthetic applicationHost.config: {e}\n{}", prepared.app_host)
+                panic!(
+                    "the bindings' synthetic applicationHost.config: {e}\n{}",
+                    prepared.app_host
+                )
             });
             netsh_apply::apply(&mut imported, &bindings, "f", &opts);
             let text = to_toml(&imported).expect("serialise");
-            toml::from_str::<RawConfig>(&text)
-                .unwrap_or_else(|e| panic!("import-iis --netsh wrote TOML it cannot read back: {e}\n{text}"));
+            toml::from_str::<RawConfig>(&text).unwrap_or_else(|e| {
+                panic!("import-iis --netsh wrote TOML it cannot read back: {e}\n{text}")
+            });
         }
     }
 }
