@@ -94,7 +94,8 @@ enum Command {
         #[arg(long)]
         query_directory: bool,
     },
-    /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
+    /// Convert IIS applicationHost.config (and web.config files, `netsh http show sslcert`) into a
+    /// certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
     /// Manage one-to-one and many-to-one mappings in the configuration, then reload the proxy.
     Mapping(certgate::tools::mapping_cli::MappingArgs),
