@@ -10,8 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use certgate::pki::Issued;
 use certgate::pki::{Authority, ClientSpec};
-use support::revocation::{CdpServer, CrlSpec, OpensslCa, client_with_chain};
+use support::revocation::{CdpServer, CrlSpec, OcspResponder, OpensslCa, client_with_chain};
 use support::{Env, Pki};
 
 const BIN: &str = env!("CARGO_BIN_EXE_certgate");
@@ -100,10 +101,26 @@ async fn every_url_of_the_configured_cas_is_fetched_verified_and_reported() {
         .ca
         .intermediate("Garbage Issuing CA", &[cdp.url("garbage")], &[])
         .unwrap();
+    // A real responder for the root that does not know the intermediate: a verified
+    // `unknown` answer.
+    let root_signer = Issued {
+        cert_pem: pki.ca.cert_pem.clone(),
+        key_pem: pki.ca.key_pem(),
+        der: pki.ca.der.clone(),
+    };
+    let responder = OcspResponder::start(&pki.ca, &[], &root_signer, 60);
+    let unknown = pki
+        .ca
+        .intermediate("Unknown Issuing CA", &[], &[responder.url()])
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     pki.write(dir.path());
-    bundle(dir.path(), "all.pem", &[&pki.ca, &good, &down, &garbage]);
+    bundle(
+        dir.path(),
+        "all.pem",
+        &[&pki.ca, &good, &down, &garbage, &unknown],
+    );
     bundle(dir.path(), "good.pem", &[&pki.ca, &good]);
     let state = tempfile::tempdir().unwrap();
 
@@ -126,8 +143,13 @@ async fn every_url_of_the_configured_cas_is_fetched_verified_and_reported() {
     assert!(line(&down_url).contains("FAILED:"), "{text}");
     let garbage_line = line(&cdp.url("garbage"));
     assert!(garbage_line.contains("FAILED:"), "{garbage_line}");
+    let ocsp_line = line(&responder.url());
     assert!(
-        text.contains("online: 3 URL(s) checked, 2 failed"),
+        ocsp_line.contains("OCSP") && ocsp_line.contains("FAILED: 'Unknown Issuing CA' is unknown"),
+        "{ocsp_line}"
+    );
+    assert!(
+        text.contains("online: 4 URL(s) checked, 3 failed"),
         "{text}"
     );
     let persisted: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
