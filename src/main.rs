@@ -51,6 +51,10 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, env = "CERTGATE_CONFIG")]
         config: PathBuf,
+        /// Then fetch and verify every CRL and OCSP URL the configured client_ca certificates
+        /// name (exit status 1 if one fails); CRLs are kept in [revocation] state_dir.
+        #[arg(long)]
+        online: bool,
     },
     /// Print a certificate (PEM or DER file) as IIS's one-line base64, for one-to-one mappings.
     CertB64 {
@@ -90,7 +94,8 @@ enum Command {
         #[arg(long)]
         query_directory: bool,
     },
-    /// Convert IIS applicationHost.config (and web.config files) into a certgate config.
+    /// Convert IIS applicationHost.config (and web.config files, `netsh http show sslcert`) into a
+    /// certgate config.
     ImportIis(certgate::iis_import::cli::ImportIisArgs),
     /// Manage one-to-one and many-to-one mappings in the configuration, then reload the proxy.
     Mapping(certgate::tools::mapping_cli::MappingArgs),
@@ -161,7 +166,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             shutdown_timeout,
         } => run(&config, shutdown_timeout).await,
-        Command::Check { config } => Ok(check(&config)),
+        Command::Check { config, online } => Ok(check(&config, online).await),
         Command::CertB64 { file } => cert_b64(&file),
         Command::Demo { dir, port } => demo(dir, port).await,
         Command::Explain {
@@ -267,7 +272,7 @@ async fn run(config: &Path, shutdown_timeout: Duration) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(config: &Path) -> ExitCode {
+async fn check(config: &Path, online: bool) -> ExitCode {
     let resumption = ResumptionKeys::default();
     match Runtime::load(config, &resumption) {
         Ok(runtime) => {
@@ -280,7 +285,16 @@ fn check(config: &Path) -> ExitCode {
                 runtime.sites.len(),
                 runtime.server.listen.len()
             );
-            ExitCode::SUCCESS
+            if !online {
+                return ExitCode::SUCCESS;
+            }
+            let report = certgate::tools::check_online::run(&runtime).await;
+            print!("{report}");
+            if report.failures() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(errors) => {
             for e in &errors.0 {

@@ -281,6 +281,25 @@ impl Store {
         }
     }
 
+    /// Fetches `url` now, whatever is cached (`certgate check --online`): the same download,
+    /// verification and persistence as a handshake's fetch; the URL's slot keeps the result.
+    pub async fn fetch_now(
+        self: &Arc<Self>,
+        url: &str,
+        want: &Want,
+    ) -> Result<Arc<CachedCrl>, String> {
+        let result = self.job(url, want).await;
+        if let Ok(c) = &result {
+            self.slot(url).store(Arc::clone(c));
+        }
+        result
+    }
+
+    /// Where fetched CRLs are persisted, when configured.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
     async fn fetch_crl(&self, url: &str, want: &Want) -> Result<Arc<CachedCrl>, String> {
         let body = self
             .fetch_document(url, want.timeout)

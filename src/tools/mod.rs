@@ -5,6 +5,7 @@
 //! reader of the proxy can skip this whole directory.
 
 pub mod bench;
+pub mod check_online;
 pub mod demo;
 pub mod echo;
 pub mod explain;

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{
-    ImportError, ImportOptions, WebConfigInput, import, split_web_config_arg, standalone, table,
-    to_toml,
+    ImportError, ImportOptions, WebConfigInput, import, netsh, netsh_apply, split_web_config_arg,
+    standalone, table, to_toml,
 };
 
 /// Arguments of `certgate import-iis`.
@@ -13,12 +13,20 @@ use super::{
 pub struct ImportIisArgs {
     /// IIS applicationHost.config (usually %windir%\System32\inetsrv\config); or, with
     /// --site-name, a site's web.config; or a bare `<location>` (or `<system.webServer>`, ...)
-    /// fragment as IIS's documentation prints it.
-    #[arg(value_name = "APPLICATIONHOST_CONFIG")]
-    pub app_host: PathBuf,
+    /// fragment as IIS's documentation prints it. May be left out with --netsh.
+    #[arg(
+        value_name = "APPLICATIONHOST_CONFIG",
+        required_unless_present = "netsh"
+    )]
+    pub app_host: Option<PathBuf>,
+    /// The output of `netsh http show sslcert` (English, as Windows prints it): each site's
+    /// http.sys binding settings become its [site.revocation]. Alone, every binding becomes a
+    /// site.
+    #[arg(long, value_name = "FILE")]
+    pub netsh: Option<PathBuf>,
     /// The input is this site's web.config (or a fragment of its configuration): import it
     /// without applicationHost.config.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", requires = "app_host")]
     pub site_name: Option<String>,
     /// Import only this site (repeatable). Default: every site with an https binding.
     #[arg(long = "site", value_name = "NAME")]
@@ -64,12 +72,33 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
         .iter()
         .map(|arg| split_web_config_arg(arg).map(|(file, _)| PathBuf::from(file)))
         .collect::<Result<Vec<_>, _>>()?;
-    let input = read(&args.app_host)?;
-    let prepared = standalone::prepare(
-        &input,
-        &args.app_host.display().to_string(),
-        args.site_name.as_deref(),
-    )?;
+    let netsh = match &args.netsh {
+        Some(path) => {
+            let file = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let text = netsh::decode(&bytes).ok_or_else(|| ImportError::Read {
+                path: file.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "neither UTF-8 nor UTF-16 with a byte-order mark",
+                ),
+            })?;
+            Some((netsh::parse(&text, &file)?, file))
+        }
+        None => None,
+    };
+    let prepared = match (&args.app_host, &netsh) {
+        (Some(app_host), _) => standalone::prepare(
+            &read(app_host)?,
+            &app_host.display().to_string(),
+            args.site_name.as_deref(),
+        )?,
+        (None, Some((bindings, file))) => netsh_apply::prepare_alone(bindings, file),
+        (None, None) => return Err(ImportError::NothingToImport),
+    };
     let mut web_configs = prepared.web_configs;
     for (arg, file) in args.web_configs.iter().zip(&web_config_files) {
         web_configs.push(WebConfigInput::from_arg(arg, read(file)?)?);
@@ -91,6 +120,9 @@ pub fn execute(args: &ImportIisArgs) -> Result<(), ImportError> {
     };
     let mut imported = import(&app_host, &web_configs, &opts)?;
     imported.warnings.extend(prepared.notes);
+    if let Some((bindings, file)) = &netsh {
+        netsh_apply::apply(&mut imported, bindings, file, &opts);
+    }
     let mut notes = Vec::new();
     match &args.mappings_file {
         Some(file) => {

@@ -22,6 +22,9 @@ pub struct SiteExtras {
     pub log_file: Option<Table>,
     /// `[site.http_errors]` with its `[[site.http_errors.error]]` entries.
     pub http_errors: Option<Table>,
+    /// The https bindings as `(bindingInformation, sslFlags)`, to find the site's http.sys
+    /// bindings in a `netsh http show sslcert` dump.
+    pub https_bindings: Vec<(String, Option<String>)>,
 }
 
 /// A path written for Windows (`%SystemDrive%\...`, `D:\...`): kept as is, with a warning.
@@ -43,6 +46,12 @@ pub(super) fn site_extras(
         id: site.id,
         log_file: log_file(site, log_defaults, warnings, untranslated),
         http_errors: http_errors(site, fragments, warnings, untranslated),
+        https_bindings: site
+            .bindings
+            .iter()
+            .filter(|b| b.protocol.eq_ignore_ascii_case("https"))
+            .map(|b| (b.information.clone(), b.ssl_flags.clone()))
+            .collect(),
     }
 }
 

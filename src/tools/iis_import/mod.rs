@@ -23,6 +23,8 @@ pub mod cli;
 mod emit;
 mod extras;
 mod inherit;
+pub mod netsh;
+pub mod netsh_apply;
 pub mod standalone;
 pub mod table;
 mod xml;
@@ -219,6 +221,9 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
+    /// A `netsh http show sslcert` dump that cannot be read.
+    #[error(transparent)]
+    Netsh(#[from] netsh::NetshError),
     /// Serialising the configuration.
     #[error("serialising the configuration as TOML")]
     Toml(#[source] toml::ser::Error),
