@@ -303,6 +303,19 @@ impl Store {
         if crl.expired(unix_now()) {
             return Err(format!("{url}: the served CRL is past its nextUpdate"));
         }
+        if let Some(cached) = self.slot(url).current()
+            && cached.crl.issuer == crl.issuer
+            && crl.older_than(&cached.crl)
+        {
+            metrics::crl_rollback(&want.label);
+            let number = |c: &Crl| c.number.as_ref().map_or("none".into(), |n| n.to_string());
+            return Err(format!(
+                "{url}: the served CRL (number {}) is older than the cached one (number {}): \
+                 refused as a rollback, the cached one keeps serving",
+                number(&crl),
+                number(&cached.crl)
+            ));
+        }
         let crl = Arc::new(crl);
         if let Some(path) = self.state_path(url) {
             let data = Arc::clone(&crl);
