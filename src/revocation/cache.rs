@@ -329,12 +329,15 @@ impl Store {
     }
 
     fn state_path(&self, url: &str) -> Option<PathBuf> {
+        self.state_file("crl", url.as_bytes())
+    }
+
+    /// The state directory file for `kind` (`crl`, `ocsp`) and `key`: named by the key's
+    /// SHA-256, so no client-supplied text becomes a path.
+    pub(crate) fn state_file(&self, kind: &str, key: &[u8]) -> Option<PathBuf> {
         let dir = self.state_dir.as_ref()?;
-        let name: String = sha256(url.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Some(dir.join(format!("crl-{name}.der")))
+        let name: String = sha256(key).iter().map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("{kind}-{name}.der")))
     }
 
     /// The CRL persisted for `url`, if it is there, parses, and is issued for `want`.
@@ -369,7 +372,7 @@ fn refresh_due(crl: &Crl, now: i64) -> bool {
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).
-fn persist(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn persist(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
