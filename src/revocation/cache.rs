@@ -322,6 +322,19 @@ impl Store {
         if crl.expired(unix_now()) {
             return Err(format!("{url}: the served CRL is past its nextUpdate"));
         }
+        if let Some(cached) = self.slot(url).current()
+            && cached.crl.issuer == crl.issuer
+            && crl.older_than(&cached.crl)
+        {
+            metrics::crl_rollback(&want.label);
+            let number = |c: &Crl| c.number.as_ref().map_or("none".into(), |n| n.to_string());
+            return Err(format!(
+                "{url}: the served CRL (number {}) is older than the cached one (number {}): \
+                 refused as a rollback, the cached one keeps serving",
+                number(&crl),
+                number(&cached.crl)
+            ));
+        }
         let crl = Arc::new(crl);
         if let Some(path) = self.state_path(url) {
             let data = Arc::clone(&crl);
@@ -335,12 +348,15 @@ impl Store {
     }
 
     fn state_path(&self, url: &str) -> Option<PathBuf> {
+        self.state_file("crl", url.as_bytes())
+    }
+
+    /// The state directory file for `kind` (`crl`, `ocsp`) and `key`: named by the key's
+    /// SHA-256, so no client-supplied text becomes a path.
+    pub(crate) fn state_file(&self, kind: &str, key: &[u8]) -> Option<PathBuf> {
         let dir = self.state_dir.as_ref()?;
-        let name: String = sha256(url.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Some(dir.join(format!("crl-{name}.der")))
+        let name: String = sha256(key).iter().map(|b| format!("{b:02x}")).collect();
+        Some(dir.join(format!("{kind}-{name}.der")))
     }
 
     /// The CRL persisted for `url`, if it is there, parses, and is issued for `want`.
@@ -375,7 +391,7 @@ fn refresh_due(crl: &Crl, now: i64) -> bool {
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).
-fn persist(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub(crate) fn persist(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -173,6 +173,17 @@ impl Crl {
         s.uris.is_empty() || s.uris.iter().any(|u| cert_cdps.iter().any(|c| c == u))
     }
 
+    /// Whether this CRL is older than `cached`, an earlier CRL from the same source: a lower
+    /// cRLNumber (RFC 5280 §5.2.3: numbers only increase), or, when either has no number, an
+    /// earlier thisUpdate. A refetch that goes back in time is a replay of an old CRL (one
+    /// from before a revocation) or a misconfigured mirror, so it is refused.
+    pub fn older_than(&self, cached: &Crl) -> bool {
+        match (&self.number, &cached.number) {
+            (Some(new), Some(old)) => new < old,
+            _ => self.this_update < cached.this_update,
+        }
+    }
+
     /// Whether `delta` may be applied over this base (RFC 5280 §5.2.4): same issuer, same
     /// scope, and this base is at least as new as the delta's BaseCRLNumber.
     pub fn accepts_delta(&self, delta: &Crl) -> bool {
@@ -364,5 +375,19 @@ mod tests {
         assert_eq!(lookup(&base, Some(&delta), &[3]), Some(Entry::Revoked(0)));
         delta.delta_base = Some(BigUint::from(6u8));
         assert!(!base.accepts_delta(&delta), "a delta for a newer base");
+
+        // Rollback: a lower number is older, whatever the dates; an equal one is not.
+        let mut older = mk(&[]);
+        older.number = Some(BigUint::from(4u8));
+        older.this_update = 100;
+        assert!(older.older_than(&base));
+        assert!(!base.older_than(&older));
+        assert!(!base.older_than(&mk(&[])));
+        // Without numbers, thisUpdate decides.
+        older.number = None;
+        assert!(!older.older_than(&base));
+        let mut earlier = mk(&[]);
+        earlier.this_update = 50;
+        assert!(earlier.older_than(&older));
     }
 }

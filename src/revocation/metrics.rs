@@ -10,6 +10,9 @@ pub const CRL_AGE: &str = "certgate_revocation_crl_age_seconds";
 pub const CRL_NEXT_UPDATE: &str = "certgate_revocation_crl_next_update_timestamp_seconds";
 /// Failed fetches, by `ca` and `kind` (`crl`, `ocsp`).
 pub const FETCH_FAILURES: &str = "certgate_revocation_fetch_failures_total";
+/// Refetched CRLs refused because they are older than the cached one (lower cRLNumber), by
+/// `ca`. Each is also counted in [`FETCH_FAILURES`].
+pub const CRL_ROLLBACKS: &str = "certgate_revocation_crl_rollbacks_refused_total";
 /// OCSP answers, by `ca` and `outcome` (`good`, `revoked`, `unknown`, `invalid`).
 pub const OCSP_OUTCOMES: &str = "certgate_revocation_ocsp_responses_total";
 /// Revocation verdicts per checked connection, by `outcome` (`good`, `revoked`, `unknown`,
@@ -28,6 +31,11 @@ pub fn crl_fetched(ca: &str, crl: &Crl) {
 /// Records a failed fetch.
 pub fn fetch_failed(ca: &str, kind: &'static str) {
     metrics::counter!(FETCH_FAILURES, "ca" => ca.to_owned(), "kind" => kind).increment(1);
+}
+
+/// Records a refused CRL rollback.
+pub fn crl_rollback(ca: &str) {
+    metrics::counter!(CRL_ROLLBACKS, "ca" => ca.to_owned()).increment(1);
 }
 
 /// Records an OCSP outcome.

@@ -1,5 +1,7 @@
 //! OCSP (RFC 6960): the request for one certificate, the response checked and read, and the
-//! answers cached per responder and certificate until their nextUpdate.
+//! answers cached per responder and certificate until their nextUpdate. Each verified response
+//! is also written to the state directory and, after a restart, verified again before use, so
+//! a responder that is down at start does not deny certificates it vouched for.
 //!
 //! A response counts only if it is signed by the issuing CA itself (any of its configured keys)
 //! or by a delegated responder whose certificate the CA issued with id-kp-OCSPSigning and which
@@ -15,7 +17,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::time::ASN1Time;
 use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 
-use super::cache::{Slot, Store, Want, unix_now};
+use super::cache::{Origin, Slot, Store, Want, unix_now};
 use super::chain::{Link, Step};
 use super::der::{self, Tlv};
 use super::{fetch, metrics};
@@ -51,8 +53,10 @@ pub struct CachedOcsp {
     pub this_update: i64,
     /// Until when it may be used, Unix seconds.
     pub valid_until: i64,
-    /// When it was fetched.
+    /// When it was fetched (or read back).
     pub obtained: i64,
+    /// Fetched by this process or read back from the state directory.
+    pub origin: Origin,
 }
 
 /// An answer for the revocation check.
@@ -251,6 +255,7 @@ fn read_single(tbs: Tlv<'_>, step: &Step, now: i64) -> Result<CachedOcsp, OcspEr
             this_update,
             valid_until,
             obtained: now,
+            origin: Origin::Fetched,
         });
     }
     Err(OcspError::OtherCertificate)
@@ -278,11 +283,17 @@ pub async fn status(
         )
     };
     let usable = |c: &CachedOcsp| unix_now() <= c.valid_until;
-    let current = slot.current().filter(|c| usable(c));
-    let answer = match current {
+    let current = match slot.current() {
+        Some(c) => Some(c),
+        None => persisted(store, step, url, &id, want)
+            .await
+            .inspect(|c| slot.store(Arc::clone(c))),
+    };
+    let answer = match current.filter(|c| usable(c)) {
         Some(c) => {
             let now = unix_now();
-            if !want.cached_only && now >= c.valid_until - (c.valid_until - c.this_update) / 10 {
+            let due = now >= c.valid_until - (c.valid_until - c.this_update) / 10;
+            if !want.cached_only && (due || c.origin == Origin::Persisted) {
                 slot.refresh(None, || job(store, step, url, want, id)).await;
             }
             c
@@ -307,7 +318,11 @@ pub async fn status(
     };
     let now = unix_now();
     let how = format!(
-        "OCSP {url}, answer fetched {}s ago, issued {}s ago, valid {}s more",
+        "OCSP {url}, answer {} {}s ago, issued {}s ago, valid {}s more",
+        match answer.origin {
+            Origin::Fetched => "fetched",
+            Origin::Persisted => "read from the state directory",
+        },
         now.saturating_sub(answer.obtained),
         now.saturating_sub(answer.this_update),
         answer.valid_until.saturating_sub(now)
@@ -317,6 +332,39 @@ pub async fn status(
         CertStatus::Revoked => Answer::Revoked(how),
         CertStatus::Unknown => Answer::Unknown(format!("{how}: the responder does not know it")),
     })
+}
+
+/// The state directory file of the answer from `url` about CertID `id`.
+fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
+    let mut key = url.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(id);
+    store.state_file("ocsp", &key)
+}
+
+/// The answer persisted for `url` and this certificate, verified again as if just fetched (the
+/// signature, the responder's authorisation, thisUpdate and nextUpdate), so a restart with the
+/// responder down serves a valid answer and never a stale or tampered one.
+async fn persisted(
+    store: &Store,
+    step: &Step,
+    url: &str,
+    id: &[u8],
+    want: &Want,
+) -> Option<Arc<CachedOcsp>> {
+    let path = state_file(store, url, id)?;
+    let step = step.clone();
+    let keys = Arc::clone(&want.keys);
+    let answer = tokio::task::spawn_blocking(move || {
+        let body = std::fs::read(&path).ok()?;
+        verify_response(&body, &step, &keys, unix_now()).ok()
+    })
+    .await
+    .ok()??;
+    Some(Arc::new(CachedOcsp {
+        origin: Origin::Persisted,
+        ..answer
+    }))
 }
 
 fn job(
@@ -344,6 +392,11 @@ fn job(
         })?;
         match verify_response(&body, &step, &want.keys, unix_now()) {
             Ok(answer) => {
+                if let Some(path) = state_file(&store, &url, &id) {
+                    let _ =
+                        tokio::task::spawn_blocking(move || super::cache::persist(&path, &body))
+                            .await;
+                }
                 metrics::ocsp_outcome(
                     &want.label,
                     match answer.status {

@@ -8,6 +8,8 @@ HTTP/1.1 and, on purpose, misbehaves on a few paths:
   /loop           redirects to itself
   /redirect/NAME  redirects to /NAME
 
+POST answers like GET (the request body is read and ignored): static OCSP responses.
+
 Prints "port N" once listening (port 0 picks one). Requests are logged to stderr.
 """
 import http.server
@@ -47,6 +49,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             return self.reply(404, b"not found")
         self.reply(200, body)
+
+    def do_POST(self):
+        # An OCSP responder stand-in: reads the request and answers with the file at the path
+        # (a response made beforehand by `openssl ocsp -respout`).
+        length = int(self.headers.get("Content-Length", "0"))
+        if length:
+            self.rfile.read(length)
+        self.do_GET()
 
     def reply(self, status, body):
         self.send_response(status)

@@ -21,7 +21,7 @@ fn tool(name: &str) {
         .unwrap_or(false);
     assert!(
         found,
-        "`{name}` is needed by the revocation tests (apt-get install openssl python3)"
+        "`{name}` is needed by the revocation tests (apt-get install openssl python3 faketime)"
     );
 }
 
@@ -295,6 +295,65 @@ impl Drop for OcspResponder {
     }
 }
 
+/// One `openssl ocsp` response for `serial`, made offline (`-reqin`/`-respout`) from an index of
+/// `entries` and signed by `signer`, valid `valid_minutes` (0: no nextUpdate). `clock`, when
+/// given, is a `faketime` time spec (`-2d`, `+1d`) that the responder runs at, to make answers
+/// from the past or the future. Served as a file by [`CdpServer`] (which answers POST too).
+pub fn ocsp_response(
+    ca: &Authority,
+    entries: &[Revoked<'_>],
+    signer: &Issued,
+    serial: u64,
+    valid_minutes: u32,
+    clock: Option<&str>,
+) -> Vec<u8> {
+    tool("openssl");
+    let openssl_ca = OpensslCa::new(ca);
+    openssl_ca.write_index(entries);
+    let dir = openssl_ca.path();
+    std::fs::write(dir.join("index.txt.attr"), "unique_subject = no\n").unwrap();
+    std::fs::write(dir.join("signer.pem"), &signer.cert_pem).unwrap();
+    std::fs::write(dir.join("signer.key"), &signer.key_pem).unwrap();
+    let status = Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "ocsp",
+            "-issuer",
+            "ca.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ])
+        .args(["-serial", &format!("0x{serial:X}")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl ocsp -reqout failed");
+    let mut cmd = match clock {
+        Some(spec) => {
+            tool("faketime");
+            let mut cmd = Command::new("faketime");
+            cmd.args(["-f", spec, "openssl"]);
+            cmd
+        }
+        None => Command::new("openssl"),
+    };
+    cmd.current_dir(dir)
+        .args(["ocsp", "-index", "index.txt", "-CA", "ca.pem"])
+        .args(["-rsigner", "signer.pem", "-rkey", "signer.key"])
+        .args(["-reqin", "req.der", "-respout", "resp.der"]);
+    if valid_minutes > 0 {
+        cmd.args(["-nmin", &valid_minutes.to_string()]);
+    }
+    if signer.der == ca.der {
+        // A CA-signed answer needs no certificate: the signature is then its last field.
+        cmd.arg("-resp_no_certs");
+    }
+    let status = cmd.stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "openssl ocsp -respout failed");
+    std::fs::read(dir.join("resp.der")).unwrap()
+}
+
 /// A client presenting `chain` (leaf first) with `key_pem`.
 pub fn client_with_chain(
     ca_pem: &str,
@@ -318,4 +377,80 @@ pub fn client_with_chain(
     super::Client {
         config: Arc::new(config),
     }
+}
+
+/// A site that requires a certificate and lets any valid one through anonymously, so the
+/// answer is 200 or the revocation page. `{extra}` goes into `[site.revocation]`,
+/// `{state}` is the revocation state directory.
+pub const SITE: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+backend_response_timeout = "2s"
+
+[revocation]
+state_dir = "{state}"
+max_crl_bytes = 1048576
+
+[[site]]
+name = "Default Web Site"
+host_names = ["localhost"]
+certificate = "server.crt"
+private_key = "server.key"
+client_ca = ["ca.crt"]
+ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
+anonymous_authentication = true
+backend = "http://{backend}"
+
+[site.revocation]
+url_retrieval_timeout = "2s"
+{extra}
+"#;
+
+/// [`SITE`] with its state directory and `[site.revocation]` lines.
+pub fn site_config(state: &Path, extra: &str) -> String {
+    SITE.replace("{state}", &state.display().to_string())
+        .replace("{extra}", extra)
+}
+
+/// A client certificate of the test CA with this serial, CDPs and OCSP responders.
+pub fn client_cert(
+    pki: &super::Pki,
+    name: &str,
+    serial: u64,
+    cdps: &[String],
+    ocsp: &[String],
+) -> Issued {
+    let mut spec = certgate::pki::ClientSpec::new(name);
+    spec.serial = Some(serial);
+    spec.crl_distribution_points = cdps.to_vec();
+    spec.ocsp_responders = ocsp.to_vec();
+    pki.ca.client(&spec).unwrap()
+}
+
+/// What the proxy at `env` answers `who` (`200` or `status.substatus`).
+pub async fn code(env: &super::Env, who: &Issued) -> String {
+    env.client(Some(who)).get(env.addr(), "/").await.code()
+}
+
+/// `certgate explain` (with fetching) for `who` at `env`'s configuration: its verdict code and
+/// the chain detail that says which source decided.
+pub async fn explain(env: &super::Env, who: &Issued) -> (String, String) {
+    let runtime = certgate::config::Runtime::load(
+        &env.config_path(),
+        &certgate::tls::server::ResumptionKeys::default(),
+    )
+    .unwrap();
+    let target = certgate::explain::Target {
+        host: Some("localhost"),
+        site: None,
+        path: "/",
+    };
+    let e = certgate::explain::explain_with_revocation(
+        &runtime,
+        std::slice::from_ref(&who.der),
+        &target,
+    )
+    .await
+    .unwrap();
+    (e.verdict.code, e.chain.detail.unwrap_or_default())
 }
