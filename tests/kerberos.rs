@@ -608,3 +608,48 @@ enabled = true
     assert_eq!(reported(&resp, "REMOTE_USER"), "olivia@EXAMPLE.TEST");
     assert_eq!(reported(&resp, "X_REMOTE_USER"), "olivia@example.test");
 }
+
+/// A KDC refusal (here: a disabled account) is remembered per (mode, user, SPN) for
+/// `negative_cache_ttl`, so a burst from that user asks the KDC once; with "0s" every request
+/// asks. A transient failure (no KDC answers for the user's realm) is never remembered.
+#[tokio::test]
+async fn refusals_are_remembered_briefly_and_transient_failures_are_not() {
+    let k = krb_or_skip!();
+    let spn = format!("spn = \"{}\"", k.backend_spn);
+    let path = "/remembered-refusal/whoami";
+    let kerberos = "password_env = \"AD_BIND_PASSWORD\"";
+    for (ttl, kdc_requests, refusal_hits) in [("30s", 2, 2), ("0s", 4, 0)] {
+        let text = config(&k, "EXAMPLE\\carol", &spn, "").replace(
+            kerberos,
+            &format!("{kerberos}\nnegative_cache_ttl = \"{ttl}\""),
+        );
+        let env = start(&text).await;
+        for _ in 0..3 {
+            let resp = env.client(Some(&env.pki.alice)).get(env.addr(), path).await;
+            assert_eq!(resp.code(), "401.1", "{}", resp.text());
+        }
+        let s = stats(&env);
+        // The service account's TGT, then one S4U2Self per request that asked.
+        assert_eq!(
+            (s.kdc_requests, s.refusal_hits),
+            (kdc_requests, refusal_hits),
+            "negative_cache_ttl {ttl}: {s:?}"
+        );
+    }
+    assert_eq!(requests_logged(&k, path), 0);
+
+    // DEAD.TEST's KDC (scripts/samba-kdc.sh) does not exist: 503 each time, the KDC asked
+    // each time.
+    let spn = format!("spn = \"{}\"\nmode = \"password\"", k.backend_spn);
+    let text = config(&k, "alice@dead.test", &spn, "").replace(
+        kerberos,
+        &format!("{kerberos}\ndomain_realms = {{ \"dead.test\" = \"DEAD.TEST\" }}"),
+    );
+    let env = start(&text).await;
+    for _ in 0..2 {
+        let resp = env.client(Some(&env.pki.alice)).get(env.addr(), path).await;
+        assert_eq!(resp.code(), "503", "{}", resp.text());
+    }
+    let s = stats(&env);
+    assert_eq!((s.kdc_requests, s.refusal_hits), (2, 0), "{s:?}");
+}

@@ -53,6 +53,15 @@ pub struct RawKerberos {
         skip_serializing_if = "Option::is_none"
     )]
     pub renew_before: Option<Duration>,
+    /// How long a KDC refusal (unknown or disabled user, refused delegation) is remembered
+    /// per (mode, user, SPN), so a burst from such a user does not ask the KDC per request
+    /// (default 30s; "0s" turns it off). Transient failures are never remembered.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub negative_cache_ttl: Option<Duration>,
 }
 
 /// `[site.backend_kerberos]` / `[site.location.backend_kerberos]`.
@@ -96,6 +105,8 @@ pub struct KerberosSettings {
     pub cache_capacity: u64,
     /// Replacement margin.
     pub renew_before: Duration,
+    /// How long a refusal is remembered (zero: not at all).
+    pub negative_cache_ttl: Duration,
 }
 
 /// How a scope authenticates to its backend.
@@ -246,6 +257,9 @@ impl KerberosSettings {
                 domain_realms,
                 cache_capacity,
                 renew_before: raw.renew_before.unwrap_or(DEFAULT_RENEW_BEFORE),
+                negative_cache_ttl: raw
+                    .negative_cache_ttl
+                    .unwrap_or(super::refusals::DEFAULT_NEGATIVE_TTL),
             }),
             _ => Err(issues),
         }

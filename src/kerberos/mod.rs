@@ -24,6 +24,7 @@ mod gss;
 mod gss;
 pub mod principal;
 pub mod process_env;
+pub mod refusals;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,10 +41,12 @@ use crate::directory::Secret;
 use cache::{CredentialCache, Key};
 use config::ServiceCredential;
 use gss::Credential;
+use refusals::RefusalCache;
 
 /// `certgate_kerberos_kdc_requests_total{step, outcome}`.
 pub const METRIC_KDC_REQUESTS: &str = "certgate_kerberos_kdc_requests_total";
-/// `certgate_kerberos_ticket_cache_total{result="hit|miss"}`.
+/// `certgate_kerberos_ticket_cache_total{result="hit|miss|refused"}` (`refused`: answered
+/// from a remembered KDC refusal, see [`refusals`]).
 pub const METRIC_TICKET_CACHE: &str = "certgate_kerberos_ticket_cache_total";
 
 /// Counters for tests and `explain`.
@@ -53,6 +56,8 @@ pub struct KerberosStats {
     pub kdc_requests: u64,
     /// Requests served from a cached credential.
     pub cache_hits: u64,
+    /// Requests refused from a remembered KDC refusal, without asking the KDC.
+    pub refusal_hits: u64,
 }
 
 /// The Kerberos client of one configuration.
@@ -60,12 +65,14 @@ pub struct Kerberos {
     settings: KerberosSettings,
     service: tokio::sync::Mutex<Option<Credential>>,
     users: CredentialCache,
+    refusals: RefusalCache,
     kdc_requests: AtomicU64,
     cache_hits: AtomicU64,
+    refusal_hits: AtomicU64,
     /// `certgate_kerberos_ticket_cache_total` handles (hit, miss), taken on first use: the
     /// recorder is installed after the first configuration load, and a handle skips the
     /// per-call key hashing of `counter!` on the request path.
-    cache_metrics: std::sync::OnceLock<[metrics::Counter; 2]>,
+    cache_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
 }
 
 impl std::fmt::Debug for Kerberos {
@@ -82,10 +89,12 @@ impl Kerberos {
     pub fn new(settings: KerberosSettings) -> Self {
         Self {
             users: CredentialCache::new(settings.cache_capacity, settings.renew_before),
+            refusals: RefusalCache::new(settings.cache_capacity, settings.negative_cache_ttl),
             settings,
             service: tokio::sync::Mutex::new(None),
             kdc_requests: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            refusal_hits: AtomicU64::new(0),
             cache_metrics: std::sync::OnceLock::new(),
         }
     }
@@ -100,6 +109,7 @@ impl Kerberos {
         KerberosStats {
             kdc_requests: self.kdc_requests.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            refusal_hits: self.refusal_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -123,19 +133,29 @@ impl Kerberos {
             (KerberosMode::S4u, _) => None,
         };
         let key = Key::new(target.mode, principal, &target.spn, password.as_ref());
-        let (cred, loaded) = self
+        let [hit, miss, refused] = self.cache_metrics.get_or_init(|| {
+            ["hit", "miss", "refused"]
+                .map(|r| metrics::counter!(METRIC_TICKET_CACHE, "result" => r))
+        });
+        if let Some(refusal) = self.refusals.get(&key).await {
+            self.refusal_hits.fetch_add(1, Ordering::Relaxed);
+            refused.increment(1);
+            return Err(refusal);
+        }
+        let loaded = self
             .users
-            .get_or_load(key, || self.load(principal, target, password))
-            .await?;
+            .get_or_load(key.clone(), || self.load(principal, target, password))
+            .await;
+        let (cred, loaded) = match loaded {
+            Ok(found) => found,
+            Err(failure) => {
+                self.refusals.remember(key, &failure).await;
+                return Err(failure);
+            }
+        };
         if !loaded {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let [hit, miss] = self.cache_metrics.get_or_init(|| {
-            [
-                metrics::counter!(METRIC_TICKET_CACHE, "result" => "hit"),
-                metrics::counter!(METRIC_TICKET_CACHE, "result" => "miss"),
-            ]
-        });
         if loaded { miss } else { hit }.increment(1);
         let spn = Arc::clone(&target.spn);
         let token = blocking(Step::ServiceTicket, move || gss::token(&cred, &spn)).await?;
