@@ -77,6 +77,10 @@ pub struct RawBackendKerberos {
     /// `s4u` (protocol transition + constrained delegation) or `password` (the mapping's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Refuse (502) a backend response that carries no Negotiate reply token, instead of
+    /// passing it on (default false; a token that is sent is always verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mutual_auth: Option<bool>,
 }
 
 /// How the service account proves itself to the KDC.
@@ -135,6 +139,8 @@ pub struct BackendKerberos {
     pub spn: Arc<str>,
     /// How the user's ticket is obtained.
     pub mode: KerberosMode,
+    /// A response without the backend's reply token is refused (see [`super::mutual`]).
+    pub require_mutual_auth: bool,
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -321,8 +327,15 @@ impl BackendKerberos {
                 KerberosMode::S4u
             }
         };
+        let require_mutual_auth = raw
+            .require_mutual_auth
+            .unwrap_or_else(|| parent.is_some_and(|p| p.require_mutual_auth));
         match spn {
-            Some(spn) if issues.is_empty() => Ok(Some(Arc::new(Self { spn, mode }))),
+            Some(spn) if issues.is_empty() => Ok(Some(Arc::new(Self {
+                spn,
+                mode,
+                require_mutual_auth,
+            }))),
             _ => Err(issues),
         }
     }
@@ -385,14 +398,25 @@ mod tests {
         .unwrap();
         assert_eq!(&*root.spn, "HTTP/app.example.test@EXAMPLE.TEST");
         assert_eq!(root.mode, KerberosMode::S4u);
-        let loc: RawBackendKerberos = toml::from_str("mode = \"password\"").unwrap();
+        assert!(!root.require_mutual_auth);
+        let loc: RawBackendKerberos =
+            toml::from_str("mode = \"password\"\nrequire_mutual_auth = true").unwrap();
         let child = BackendKerberos::from_raw(Some(&loc), Some(&root), None, "x")
             .unwrap()
             .unwrap();
         assert_eq!(
-            (child.spn.clone(), child.mode),
-            (root.spn.clone(), KerberosMode::Password)
+            (child.spn.clone(), child.mode, child.require_mutual_auth),
+            (root.spn.clone(), KerberosMode::Password, true)
         );
+        let grandchild = BackendKerberos::from_raw(
+            Some(&RawBackendKerberos::default()),
+            Some(&child),
+            None,
+            "y",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(grandchild.require_mutual_auth);
         let off: RawBackendKerberos = toml::from_str("enabled = false").unwrap();
         assert!(
             BackendKerberos::from_raw(Some(&off), Some(&root), None, "x")
