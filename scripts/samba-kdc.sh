@@ -70,7 +70,8 @@ fi
 
 # 2. krb5.conf for tests (used through KRB5_CONFIG; /etc/krb5.conf is never touched).
 #    forwardable: S4U2Proxy needs a forwardable service TGT. TCP only: PAC-carrying replies do
-#    not fit UDP. No DNS canonicalisation: the SPN is exactly what the config says.
+#    not fit UDP. No DNS canonicalisation: the SPN is exactly what the config says. DEAD.TEST
+#    names a KDC nobody runs (port 9 on the DC's address): the "KDC unreachable" case.
 mkdir -p "$DIR/keytabs" "$DIR/ccache"
 cat > "$DIR/krb5.conf" <<EOF
 [libdefaults]
@@ -85,6 +86,9 @@ cat > "$DIR/krb5.conf" <<EOF
 [realms]
 	$REALM = {
 		kdc = $IP
+	}
+	DEAD.TEST = {
+		kdc = $IP:9
 	}
 [domain_realm]
 	.example.test = $REALM

@@ -433,3 +433,69 @@ async fn pfx_server_certificates() {
         "{stderr}"
     );
 }
+
+/// Kerberos `mode = "password"` logs each user on with the mapping's password: at load time,
+/// every mapping of such a scope without one is an error naming it (a table row by its file and
+/// line); an s4u scope needs none.
+#[test]
+fn kerberos_password_mode_needs_each_mappings_password() {
+    let dir = dir_with_pki();
+    let pem = std::fs::read_to_string(dir.path().join("bob.crt")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    std::fs::write(
+        dir.path().join("mappings.csv"),
+        format!("\"userName\",\"certificate\"\n\"EXAMPLE\\bob\",\"{body}\"\n"),
+    )
+    .unwrap();
+    let kerberos = "\n[kerberos]\nrealm = \"EXAMPLE.TEST\"\nprincipal = \"svc-certgate\"\n\
+        keytab = \"ca.crt\"\n";
+    let text = |mode: &str| {
+        BASIC
+            .replacen("[[site]]", &format!("{kerberos}\n[[site]]"), 1)
+            .replace(
+                "one_to_one_certificate_mappings_enabled = true\n",
+                "one_to_one_certificate_mappings_enabled = true\n\
+                 one_to_one_mappings_file = \"mappings.csv\"\n",
+            )
+            + &format!(
+                "\n[site.backend_kerberos]\nspn = \"HTTP/app.example.test\"\nmode = \"{mode}\"\n"
+            )
+    };
+    let errors = load(dir.path(), &text("password")).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "site[0].iis_client_certificate_mapping_authentication.one_to_one_mappings[0]",
+            "line 2"
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0]
+            .reason
+            .contains("no password_env or password_file; backend_kerberos mode = \"password\""),
+        "{errors:#?}"
+    );
+    assert!(errors[0].file.ends_with("certgate.toml"));
+    assert!(errors[1].file.ends_with("mappings.csv"), "{errors:#?}");
+    assert!(errors[1].reason.contains("no passwordEnv"), "{errors:#?}");
+    load(dir.path(), &text("s4u")).unwrap_or_else(|e| panic!("{e:#?}"));
+    // `certgate check` says the same and fails.
+    std::fs::write(
+        dir.path().join("certgate.toml"),
+        text("password").replace("{backend}", "127.0.0.1:9"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_certgate"))
+        .args(["check", "-c"])
+        .arg(dir.path().join("certgate.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mappings.csv") && stderr.contains("line 2"),
+        "{stderr}"
+    );
+}

@@ -608,3 +608,144 @@ enabled = true
     assert_eq!(reported(&resp, "REMOTE_USER"), "olivia@EXAMPLE.TEST");
     assert_eq!(reported(&resp, "X_REMOTE_USER"), "olivia@example.test");
 }
+
+/// A KDC refusal (here: a disabled account) is remembered per (mode, user, SPN) for
+/// `negative_cache_ttl`, so a burst from that user asks the KDC once; with "0s" every request
+/// asks. A transient failure (no KDC answers for the user's realm) is never remembered.
+#[tokio::test]
+async fn refusals_are_remembered_briefly_and_transient_failures_are_not() {
+    let k = krb_or_skip!();
+    let spn = format!("spn = \"{}\"", k.backend_spn);
+    let path = "/remembered-refusal/whoami";
+    let kerberos = "password_env = \"AD_BIND_PASSWORD\"";
+    for (ttl, kdc_requests, refusal_hits) in [("30s", 2, 2), ("0s", 4, 0)] {
+        let text = config(&k, "EXAMPLE\\carol", &spn, "").replace(
+            kerberos,
+            &format!("{kerberos}\nnegative_cache_ttl = \"{ttl}\""),
+        );
+        let env = start(&text).await;
+        for _ in 0..3 {
+            let resp = env.client(Some(&env.pki.alice)).get(env.addr(), path).await;
+            assert_eq!(resp.code(), "401.1", "{}", resp.text());
+        }
+        let s = stats(&env);
+        // The service account's TGT, then one S4U2Self per request that asked.
+        assert_eq!(
+            (s.kdc_requests, s.refusal_hits),
+            (kdc_requests, refusal_hits),
+            "negative_cache_ttl {ttl}: {s:?}"
+        );
+    }
+    assert_eq!(requests_logged(&k, path), 0);
+
+    // DEAD.TEST's KDC (scripts/samba-kdc.sh) does not exist: 503 each time, the KDC asked
+    // each time.
+    let spn = format!("spn = \"{}\"\nmode = \"password\"", k.backend_spn);
+    let text = config(&k, "alice@dead.test", &spn, "").replace(
+        kerberos,
+        &format!("{kerberos}\ndomain_realms = {{ \"dead.test\" = \"DEAD.TEST\" }}"),
+    );
+    let env = start(&text).await;
+    for _ in 0..2 {
+        let resp = env.client(Some(&env.pki.alice)).get(env.addr(), path).await;
+        assert_eq!(resp.code(), "503", "{}", resp.text());
+    }
+    let s = stats(&env);
+    assert_eq!((s.kdc_requests, s.refusal_hits), (2, 0), "{s:?}");
+}
+
+/// `tests/support/negotiate_backend.py`, a backend without the SPN's key that answers 200 with a
+/// reply token that cannot verify (or none).
+struct Impostor {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Impostor {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/support/negotiate_backend.py");
+        let mut child = std::process::Command::new("python3")
+            .arg("-u")
+            .arg(script)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 is needed (apt-get install python3)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("negotiate_backend.py said {line:?}"));
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Mutual authentication: Apache's reply token (its AP-REP) completes certgate's context, and
+/// the Negotiate challenge does not reach the client. A backend without the SPN's key cannot
+/// make one: a forged AP-REP, a SPNEGO reject or garbage gets 502 and its body is withheld. A
+/// response without a token passes unless `require_mutual_auth` is on.
+#[tokio::test]
+async fn the_backend_must_prove_it_holds_the_spn_key() {
+    let k = krb_or_skip!();
+    let spn = format!("spn = \"{}\"\nrequire_mutual_auth = true", k.backend_spn);
+    let env = start(&config(&k, "EXAMPLE\\alice", &spn, "")).await;
+    for n in 1..=2 {
+        let resp = env
+            .client(Some(&env.pki.alice))
+            .get(env.addr(), "/whoami")
+            .await;
+        assert_eq!(reported(&resp, "REMOTE_USER"), "alice@EXAMPLE.TEST");
+        assert!(
+            !resp.headers.contains_key("www-authenticate"),
+            "{:?}",
+            resp.headers
+        );
+        let s = stats(&env);
+        assert_eq!((s.mutual_verified, s.mutual_failed), (n, 0), "{s:?}");
+    }
+
+    let impostor = Impostor::start();
+    for (require, none_code) in [("false", "200"), ("true", "502")] {
+        let spn = format!(
+            "spn = \"{}\"\nrequire_mutual_auth = {require}",
+            k.backend_spn
+        );
+        let text = config(&k, "EXAMPLE\\alice", &spn, "").replace(&k.backend_url, &impostor.url);
+        let env = start(&text).await;
+        let client = env.client(Some(&env.pki.alice));
+        for path in ["/forged", "/reject", "/garbage"] {
+            let resp = client.get(env.addr(), path).await;
+            assert_eq!(resp.code(), "502", "{path}: {}", resp.text());
+            assert!(!resp.text().contains("IMPOSTOR"), "{path}: body leaked");
+        }
+        let resp = client.get(env.addr(), "/none").await;
+        assert_eq!(resp.code(), none_code, "require {require}: {}", resp.text());
+        if none_code == "200" {
+            // It did get alice's token: the 502s above were the reply, not the request.
+            assert!(
+                resp.text().contains("NEGOTIATE_RECEIVED=True"),
+                "{}",
+                resp.text()
+            );
+        }
+        let s = stats(&env);
+        let failed = if require == "true" { 4 } else { 3 };
+        assert_eq!((s.mutual_verified, s.mutual_failed), (0, failed), "{s:?}");
+    }
+}

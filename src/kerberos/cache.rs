@@ -2,7 +2,9 @@
 //!
 //! moka's `try_get_with` runs one loader per key and hands its result to every concurrent
 //! caller, so a burst of requests for a user whose ticket is missing makes one KDC exchange.
-//! Failures are never stored: the next request asks the KDC again. The cache is bounded.
+//! Failures are never stored here: definite refusals are remembered briefly by
+//! [`super::refusals`], everything else is asked again on the next request. The cache is
+//! bounded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -53,6 +53,15 @@ pub struct RawKerberos {
         skip_serializing_if = "Option::is_none"
     )]
     pub renew_before: Option<Duration>,
+    /// How long a KDC refusal (unknown or disabled user, refused delegation) is remembered
+    /// per (mode, user, SPN), so a burst from such a user does not ask the KDC per request
+    /// (default 30s; "0s" turns it off). Transient failures are never remembered.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub negative_cache_ttl: Option<Duration>,
 }
 
 /// `[site.backend_kerberos]` / `[site.location.backend_kerberos]`.
@@ -68,6 +77,10 @@ pub struct RawBackendKerberos {
     /// `s4u` (protocol transition + constrained delegation) or `password` (the mapping's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Refuse (502) a backend response that carries no Negotiate reply token, instead of
+    /// passing it on (default false; a token that is sent is always verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_mutual_auth: Option<bool>,
 }
 
 /// How the service account proves itself to the KDC.
@@ -96,6 +109,8 @@ pub struct KerberosSettings {
     pub cache_capacity: u64,
     /// Replacement margin.
     pub renew_before: Duration,
+    /// How long a refusal is remembered (zero: not at all).
+    pub negative_cache_ttl: Duration,
 }
 
 /// How a scope authenticates to its backend.
@@ -124,6 +139,8 @@ pub struct BackendKerberos {
     pub spn: Arc<str>,
     /// How the user's ticket is obtained.
     pub mode: KerberosMode,
+    /// A response without the backend's reply token is refused (see [`super::mutual`]).
+    pub require_mutual_auth: bool,
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -246,6 +263,9 @@ impl KerberosSettings {
                 domain_realms,
                 cache_capacity,
                 renew_before: raw.renew_before.unwrap_or(DEFAULT_RENEW_BEFORE),
+                negative_cache_ttl: raw
+                    .negative_cache_ttl
+                    .unwrap_or(super::refusals::DEFAULT_NEGATIVE_TTL),
             }),
             _ => Err(issues),
         }
@@ -307,8 +327,15 @@ impl BackendKerberos {
                 KerberosMode::S4u
             }
         };
+        let require_mutual_auth = raw
+            .require_mutual_auth
+            .unwrap_or_else(|| parent.is_some_and(|p| p.require_mutual_auth));
         match spn {
-            Some(spn) if issues.is_empty() => Ok(Some(Arc::new(Self { spn, mode }))),
+            Some(spn) if issues.is_empty() => Ok(Some(Arc::new(Self {
+                spn,
+                mode,
+                require_mutual_auth,
+            }))),
             _ => Err(issues),
         }
     }
@@ -371,14 +398,25 @@ mod tests {
         .unwrap();
         assert_eq!(&*root.spn, "HTTP/app.example.test@EXAMPLE.TEST");
         assert_eq!(root.mode, KerberosMode::S4u);
-        let loc: RawBackendKerberos = toml::from_str("mode = \"password\"").unwrap();
+        assert!(!root.require_mutual_auth);
+        let loc: RawBackendKerberos =
+            toml::from_str("mode = \"password\"\nrequire_mutual_auth = true").unwrap();
         let child = BackendKerberos::from_raw(Some(&loc), Some(&root), None, "x")
             .unwrap()
             .unwrap();
         assert_eq!(
-            (child.spn.clone(), child.mode),
-            (root.spn.clone(), KerberosMode::Password)
+            (child.spn.clone(), child.mode, child.require_mutual_auth),
+            (root.spn.clone(), KerberosMode::Password, true)
         );
+        let grandchild = BackendKerberos::from_raw(
+            Some(&RawBackendKerberos::default()),
+            Some(&child),
+            None,
+            "y",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(grandchild.require_mutual_auth);
         let off: RawBackendKerberos = toml::from_str("enabled = false").unwrap();
         assert!(
             BackendKerberos::from_raw(Some(&off), Some(&root), None, "x")

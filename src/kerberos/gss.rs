@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use libgssapi::context::{ClientCtx, CtxFlags};
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
 use libgssapi::name::Name;
@@ -89,6 +89,21 @@ pub fn impersonate(service: &Credential, user: &str) -> Result<Credential, KdcFa
 /// ticket (S4U2Proxy for an impersonated one, a TGS-REQ otherwise); later calls reuse it and
 /// cost no KDC round trip.
 pub fn token(cred: &Credential, spn: &str) -> Result<Vec<u8>, KdcFailure> {
+    start(cred, spn).map(|(token, _)| token)
+}
+
+/// A client context that sent its AP-REQ (with mutual authentication requested) and waits for
+/// the backend's reply token.
+pub struct Pending(ClientCtx);
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pending")
+    }
+}
+
+/// Like [`token`], keeping the context for [`finish`].
+pub fn start(cred: &Credential, spn: &str) -> Result<(Vec<u8>, Pending), KdcFailure> {
     let target = principal(spn, Step::ServiceTicket)?;
     let mut ctx = ClientCtx::new(
         Some(cred.0.clone()),
@@ -97,11 +112,31 @@ pub fn token(cred: &Credential, spn: &str) -> Result<Vec<u8>, KdcFailure> {
         Some(GSS_MECH_SPNEGO),
     );
     match ctx.step(None, None).map_err(fail(Step::ServiceTicket))? {
-        Some(tok) => Ok(tok.to_vec()),
+        Some(tok) => Ok((tok.to_vec(), Pending(ctx))),
         None => Err(KdcFailure::from_gss(
             Step::ServiceTicket,
             0,
             "GSS-API produced no initial token".into(),
         )),
+    }
+}
+
+/// Completes the context with the backend's reply token (its AP-REP inside SPNEGO): `Ok` only
+/// when GSS-API accepts it as the end of a mutually authenticated exchange; otherwise why not.
+pub fn finish(pending: Pending, reply: &[u8]) -> Result<(), String> {
+    let Pending(mut ctx) = pending;
+    // A context that was complete before the reply would accept any token unread.
+    if ctx.is_complete() {
+        return Err("the context was complete before the reply (no mutual authentication)".into());
+    }
+    match ctx.step(Some(reply), None) {
+        Err(e) => Err(e.to_string()),
+        Ok(Some(_)) => Err("the reply asks for another round trip, which HTTP cannot give".into()),
+        Ok(None) if !ctx.is_complete() => Err("the context is still incomplete".into()),
+        Ok(None) => match ctx.flags() {
+            Ok(flags) if flags.contains(CtxFlags::GSS_C_MUTUAL_FLAG) => Ok(()),
+            Ok(_) => Err("the backend did not authenticate itself (no mutual flag)".into()),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }

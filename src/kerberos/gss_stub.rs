@@ -35,3 +35,15 @@ pub fn impersonate(_: &Credential, _: &str) -> Result<Credential, KdcFailure> {
 pub fn token(_: &Credential, _: &str) -> Result<Vec<u8>, KdcFailure> {
     Err(unavailable(Step::ServiceTicket))
 }
+
+/// No context can exist without GSS-API.
+#[derive(Debug)]
+pub struct Pending;
+
+pub fn start(_: &Credential, _: &str) -> Result<(Vec<u8>, Pending), KdcFailure> {
+    Err(unavailable(Step::ServiceTicket))
+}
+
+pub fn finish(_: Pending, _: &[u8]) -> Result<(), String> {
+    Err("certgate was built without the `kerberos` feature".into())
+}

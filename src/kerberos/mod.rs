@@ -22,14 +22,16 @@ mod gss;
 #[cfg(not(feature = "kerberos"))]
 #[path = "gss_stub.rs"]
 mod gss;
+pub mod mutual;
 pub mod principal;
 pub mod process_env;
+pub mod refusals;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 pub use config::{
     BackendKerberos, KerberosMode, KerberosSettings, RawBackendKerberos, RawKerberos,
@@ -40,11 +42,18 @@ use crate::directory::Secret;
 use cache::{CredentialCache, Key};
 use config::ServiceCredential;
 use gss::Credential;
+use mutual::{MutualFailure, Negotiation, Verified};
+use refusals::RefusalCache;
 
 /// `certgate_kerberos_kdc_requests_total{step, outcome}`.
 pub const METRIC_KDC_REQUESTS: &str = "certgate_kerberos_kdc_requests_total";
-/// `certgate_kerberos_ticket_cache_total{result="hit|miss"}`.
+/// `certgate_kerberos_ticket_cache_total{result="hit|miss|refused"}` (`refused`: answered
+/// from a remembered KDC refusal, see [`refusals`]).
 pub const METRIC_TICKET_CACHE: &str = "certgate_kerberos_ticket_cache_total";
+
+/// `certgate_kerberos_mutual_auth_total{result}`: backend replies verified, without a token,
+/// 401, or failed (see [`mutual`]).
+pub const METRIC_MUTUAL_AUTH: &str = "certgate_kerberos_mutual_auth_total";
 
 /// Counters for tests and `explain`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +62,12 @@ pub struct KerberosStats {
     pub kdc_requests: u64,
     /// Requests served from a cached credential.
     pub cache_hits: u64,
+    /// Requests refused from a remembered KDC refusal, without asking the KDC.
+    pub refusal_hits: u64,
+    /// Backend responses whose Negotiate token completed mutual authentication.
+    pub mutual_verified: u64,
+    /// Backend responses withheld because mutual authentication failed.
+    pub mutual_failed: u64,
 }
 
 /// The Kerberos client of one configuration.
@@ -60,12 +75,18 @@ pub struct Kerberos {
     settings: KerberosSettings,
     service: tokio::sync::Mutex<Option<Credential>>,
     users: CredentialCache,
+    refusals: RefusalCache,
     kdc_requests: AtomicU64,
     cache_hits: AtomicU64,
+    refusal_hits: AtomicU64,
+    mutual_verified: AtomicU64,
+    mutual_failed: AtomicU64,
     /// `certgate_kerberos_ticket_cache_total` handles (hit, miss), taken on first use: the
     /// recorder is installed after the first configuration load, and a handle skips the
     /// per-call key hashing of `counter!` on the request path.
-    cache_metrics: std::sync::OnceLock<[metrics::Counter; 2]>,
+    cache_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
+    /// `certgate_kerberos_mutual_auth_total` handles by [`Verified`] (as `usize`).
+    mutual_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
 }
 
 impl std::fmt::Debug for Kerberos {
@@ -82,11 +103,16 @@ impl Kerberos {
     pub fn new(settings: KerberosSettings) -> Self {
         Self {
             users: CredentialCache::new(settings.cache_capacity, settings.renew_before),
+            refusals: RefusalCache::new(settings.cache_capacity, settings.negative_cache_ttl),
             settings,
             service: tokio::sync::Mutex::new(None),
             kdc_requests: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
+            refusal_hits: AtomicU64::new(0),
+            mutual_verified: AtomicU64::new(0),
+            mutual_failed: AtomicU64::new(0),
             cache_metrics: std::sync::OnceLock::new(),
+            mutual_metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -100,18 +126,22 @@ impl Kerberos {
         KerberosStats {
             kdc_requests: self.kdc_requests.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            refusal_hits: self.refusal_hits.load(Ordering::Relaxed),
+            mutual_verified: self.mutual_verified.load(Ordering::Relaxed),
+            mutual_failed: self.mutual_failed.load(Ordering::Relaxed),
         }
     }
 
     /// The `Authorization` value for one request of `principal` to `target`: a fresh SPNEGO
-    /// token from the cached credential, fetching the credential first on a miss. `password`
-    /// is the mapping's, needed for mode `password`.
+    /// token from the cached credential, fetching the credential first on a miss, with the
+    /// context that verifies the backend's reply ([`Self::verify_reply`]). `password` is the
+    /// mapping's, needed for mode `password`.
     pub async fn authorization(
         &self,
         principal: &str,
         target: &BackendKerberos,
         password: Option<&Secret>,
-    ) -> Result<HeaderValue, KdcFailure> {
+    ) -> Result<Negotiation, KdcFailure> {
         let password = match (target.mode, password) {
             (KerberosMode::Password, Some(p)) if !p.is_empty() => Some(p.clone()),
             (KerberosMode::Password, _) => {
@@ -123,28 +153,82 @@ impl Kerberos {
             (KerberosMode::S4u, _) => None,
         };
         let key = Key::new(target.mode, principal, &target.spn, password.as_ref());
-        let (cred, loaded) = self
+        let [hit, miss, refused] = self.cache_metrics.get_or_init(|| {
+            ["hit", "miss", "refused"]
+                .map(|r| metrics::counter!(METRIC_TICKET_CACHE, "result" => r))
+        });
+        if let Some(refusal) = self.refusals.get(&key).await {
+            self.refusal_hits.fetch_add(1, Ordering::Relaxed);
+            refused.increment(1);
+            return Err(refusal);
+        }
+        let loaded = self
             .users
-            .get_or_load(key, || self.load(principal, target, password))
-            .await?;
+            .get_or_load(key.clone(), || self.load(principal, target, password))
+            .await;
+        let (cred, loaded) = match loaded {
+            Ok(found) => found,
+            Err(failure) => {
+                self.refusals.remember(key, &failure).await;
+                return Err(failure);
+            }
+        };
         if !loaded {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
-        let [hit, miss] = self.cache_metrics.get_or_init(|| {
-            [
-                metrics::counter!(METRIC_TICKET_CACHE, "result" => "hit"),
-                metrics::counter!(METRIC_TICKET_CACHE, "result" => "miss"),
-            ]
-        });
         if loaded { miss } else { hit }.increment(1);
         let spn = Arc::clone(&target.spn);
-        let token = blocking(Step::ServiceTicket, move || gss::token(&cred, &spn)).await?;
+        let (token, pending) =
+            blocking(Step::ServiceTicket, move || gss::start(&cred, &spn)).await?;
         let value = format!(
             "Negotiate {}",
             base64::engine::general_purpose::STANDARD.encode(token)
         );
-        HeaderValue::from_str(&value)
-            .map_err(|_| KdcFailure::other(Step::ServiceTicket, "token is not a header value"))
+        let header = HeaderValue::from_str(&value)
+            .map_err(|_| KdcFailure::other(Step::ServiceTicket, "token is not a header value"))?;
+        Ok(Negotiation { header, pending })
+    }
+
+    /// Checks the backend's response to `negotiation`'s request (see [`mutual`]): `Ok` when it
+    /// may be passed on. `required` is the scope's `require_mutual_auth`.
+    pub async fn verify_reply(
+        &self,
+        negotiation: Negotiation,
+        status: StatusCode,
+        headers: &HeaderMap,
+        required: bool,
+    ) -> Result<Verified, MutualFailure> {
+        let result = match mutual::reply_token(status, headers, required) {
+            Err(e) => Err(e),
+            Ok(None) if status == StatusCode::UNAUTHORIZED => Ok(Verified::Refused),
+            Ok(None) => Ok(Verified::NoToken),
+            Ok(Some(token)) => {
+                let pending = negotiation.pending;
+                tokio::task::spawn_blocking(move || gss::finish(pending, &token))
+                    .await
+                    .map_err(|e| MutualFailure::Rejected(format!("GSS-API worker failed: {e}")))
+                    .and_then(|r| r.map_err(MutualFailure::Rejected))
+                    .map(|()| Verified::Mutual)
+            }
+        };
+        let counters = self.mutual_metrics.get_or_init(|| {
+            [Verified::Mutual, Verified::NoToken, Verified::Refused]
+                .map(|v| v.as_str())
+                .map(|r| metrics::counter!(METRIC_MUTUAL_AUTH, "result" => r))
+        });
+        match &result {
+            Ok(verified) => {
+                if *verified == Verified::Mutual {
+                    self.mutual_verified.fetch_add(1, Ordering::Relaxed);
+                }
+                counters[*verified as usize].increment(1);
+            }
+            Err(_) => {
+                self.mutual_failed.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(METRIC_MUTUAL_AUTH, "result" => "failed").increment(1);
+            }
+        }
+        result
     }
 
     /// One KDC exchange for a user: S4U2Self (or the password logon), then the service ticket,

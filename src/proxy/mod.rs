@@ -294,10 +294,14 @@ async fn phases(
     if req.version() == Version::HTTP_2 {
         join_cookies(req.headers_mut());
     }
-    let owner = kerberos.map(|(value, owner)| {
-        req.headers_mut().insert(header::AUTHORIZATION, value);
-        owner
-    });
+    let (owner, negotiation) = match kerberos {
+        Some((negotiation, owner)) => {
+            let value = negotiation.header.clone();
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+            (Some(owner), Some(negotiation))
+        }
+        None => (None, None),
+    };
 
     // 5. Forward.
     let backend = &conn.site.backend;
@@ -329,6 +333,9 @@ async fn phases(
         Ok(Ok(resp)) => resp,
     };
     conn.site.metrics.backend_latency(started.elapsed());
+    if let (Some(negotiation), Some(target), Some(owner)) = (negotiation, &scope.kerberos, &owner) {
+        kerberos::verify(conn, target, negotiation, owner, &mut resp).await?;
+    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {

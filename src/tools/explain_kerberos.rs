@@ -18,7 +18,8 @@ pub fn describe(runtime: &Runtime, scope: &Scope) -> Option<String> {
     Some(format!(
         "Authorization: Negotiate to {} (mode {}), principal = the mapped account's \
          sAMAccountName@{realm}; a refusal answers 401.1 (unknown or disabled account, wrong \
-         password), 500 (delegation refused, unknown SPN) or 503 (KDC unreachable)",
+         password), 500 (delegation refused, unknown SPN) or 503 (KDC unreachable); a backend \
+         reply token that fails mutual authentication answers 502",
         target.spn,
         target.mode.as_str()
     ))

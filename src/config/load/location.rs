@@ -126,8 +126,10 @@ impl Loader<'_> {
         scopes.sort_by_key(|s| std::cmp::Reverse(s.canonical.len()));
         scopes.push(root);
 
+        let mut reported = std::collections::HashSet::new();
         for scope in &scopes {
             self.check_directory_use(key, scope);
+            self.check_kerberos_passwords(key, scope, &mut reported);
             if scope.mapper.enabled && !scope.ssl_flags.wants_certificate() {
                 self.warn(
                     key,

@@ -1,0 +1,181 @@
+//! Mutual authentication: the backend proves it holds the SPN's key.
+//!
+//! certgate asks for mutual authentication in every AP-REQ, so an acceptor that took the token
+//! answers with its AP-REP (SPNEGO-wrapped) in `WWW-Authenticate: Negotiate <token>` on the
+//! response (RFC 4559 §5; IIS and Apache mod_auth_gssapi both do). Completing the client
+//! context with that token verifies it. RFC 4559 lets a server leave the token out ("it may not
+//! always be possible to mutually authenticate the server"), so:
+//!
+//! - a token that is sent is always verified; one that fails verification means the response
+//!   did not come from the holder of the SPN's key, and it is not passed on (502);
+//! - a response without a token is passed on unless the scope sets `require_mutual_auth`
+//!   (off by default: a backend that ignores `Authorization` on some paths, as IIS does where
+//!   anonymous access is on, answers without one);
+//! - a 401 is the backend refusing the AP-REQ: there is nothing to verify, and it is passed on
+//!   as it is (certgate never retries as someone else).
+//!
+//! The Negotiate challenge of a verified (or tokenless) response is the exchange between
+//! certgate and the backend, so it is removed before the response goes to the client.
+
+use base64::Engine;
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::gss::Pending;
+
+/// The `Authorization` value for one backend request, and the context that checks the reply.
+#[derive(Debug)]
+pub struct Negotiation {
+    /// `Negotiate <token>`.
+    pub header: HeaderValue,
+    pub(super) pending: Pending,
+}
+
+/// A response that may be passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// The backend's token completed the context.
+    Mutual = 0,
+    /// The backend sent no token (allowed: `require_mutual_auth` is off).
+    NoToken,
+    /// A 401: the backend refused the token; nothing to verify.
+    Refused,
+}
+
+impl Verified {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutual => "verified",
+            Self::NoToken => "no_token",
+            Self::Refused => "backend_401",
+        }
+    }
+}
+
+/// Why a response is not passed on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MutualFailure {
+    /// No token, and the scope requires one.
+    #[error("the backend sent no Negotiate token and require_mutual_auth is on")]
+    Missing,
+    /// More than one Negotiate token.
+    #[error("the backend sent {0} Negotiate tokens")]
+    Several(usize),
+    /// Not base64.
+    #[error("the backend's Negotiate token is not base64")]
+    NotBase64,
+    /// GSS-API refused it.
+    #[error("the backend's Negotiate token failed verification: {0}")]
+    Rejected(String),
+}
+
+/// The token of each `Negotiate <token>` challenge in `headers` (a bare `Negotiate` has none).
+fn tokens(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|challenge| {
+            let challenge = challenge.trim();
+            let (scheme, rest) = challenge.split_once(' ').unwrap_or((challenge, ""));
+            let token = rest.trim();
+            (scheme.eq_ignore_ascii_case("Negotiate") && !token.is_empty()).then_some(token)
+        })
+        .collect()
+}
+
+/// What to verify in a response: `Ok(None)` when nothing, else the decoded token.
+pub fn reply_token(
+    status: StatusCode,
+    headers: &HeaderMap,
+    required: bool,
+) -> Result<Option<Vec<u8>>, MutualFailure> {
+    if status == StatusCode::UNAUTHORIZED {
+        return Ok(None);
+    }
+    match tokens(headers).as_slice() {
+        [] if required => Err(MutualFailure::Missing),
+        [] => Ok(None),
+        [token] => base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map(Some)
+            .map_err(|_| MutualFailure::NotBase64),
+        several => Err(MutualFailure::Several(several.len())),
+    }
+}
+
+/// Removes the Negotiate challenges (certgate's exchange with the backend) from a response that
+/// is passed on; other challenges stay.
+pub fn strip(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter(|v| {
+            let text = v.to_str().unwrap_or_default().trim_start();
+            let scheme = text.split([' ', ',']).next().unwrap_or_default();
+            !scheme.eq_ignore_ascii_case("Negotiate")
+        })
+        .cloned()
+        .collect();
+    headers.remove(WWW_AUTHENTICATE);
+    for v in kept {
+        headers.append(WWW_AUTHENTICATE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(WWW_AUTHENTICATE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_reply_token_is_found_decoded_or_refused() {
+        let ok = StatusCode::OK;
+        assert_eq!(
+            reply_token(ok, &headers(&["Negotiate oQcwBaADCgEA"]), false).unwrap(),
+            Some(vec![0xa1, 0x07, 0x30, 0x05, 0xa0, 0x03, 0x0a, 0x01, 0x00])
+        );
+        assert_eq!(
+            reply_token(ok, &headers(&["Basic realm=\"x\", negotiate AAAA"]), true).unwrap(),
+            Some(vec![0, 0, 0])
+        );
+        assert_eq!(reply_token(ok, &headers(&["Negotiate"]), false), Ok(None));
+        assert_eq!(
+            reply_token(ok, &headers(&["Negotiate"]), true),
+            Err(MutualFailure::Missing)
+        );
+        assert_eq!(
+            reply_token(ok, &headers(&["Negotiate !!"]), false),
+            Err(MutualFailure::NotBase64)
+        );
+        assert_eq!(
+            reply_token(ok, &headers(&["Negotiate AAAA", "Negotiate BBBB"]), false),
+            Err(MutualFailure::Several(2))
+        );
+        // A 401 is the backend's refusal, passed on unverified even when required.
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        assert_eq!(reply_token(unauthorized, &headers(&[]), true), Ok(None));
+    }
+
+    #[test]
+    fn only_negotiate_challenges_are_stripped() {
+        let mut h = headers(&["Negotiate AAAA", "Basic realm=\"x\"", "negotiate"]);
+        strip(&mut h);
+        let left: Vec<&str> = h
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["Basic realm=\"x\""]);
+    }
+}
