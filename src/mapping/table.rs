@@ -193,8 +193,15 @@ pub fn read_table(input: impl Read, mut sink: impl FnMut(RowResult)) {
 /// The lines of a block, without their line ends (`\n` or `\r\n`).
 fn split_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     let text = text.strip_suffix(b"\n").unwrap_or(text);
-    text.split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    // memchr's SIMD search: a byte-at-a-time split was a sixth of a million-row load.
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text)
+        .chain(std::iter::once(text.len()))
+        .map(move |end| {
+            let line = &text[start..end];
+            start = end + 1;
+            line.strip_suffix(b"\r").unwrap_or(line)
+        })
 }
 
 /// Whole lines, a block at a time.
@@ -278,7 +285,7 @@ impl<R: Read> Blocks<R> {
     fn hand_out(&mut self, end: usize) -> (usize, &[u8]) {
         let first = self.next_line;
         let block = &self.buffer[..end];
-        self.next_line += block.iter().filter(|b| **b == b'\n').count();
+        self.next_line += memchr::memchr_iter(b'\n', block).count();
         if self.done && !block.ends_with(b"\n") {
             self.next_line += 1;
         }
@@ -293,31 +300,32 @@ fn fields(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
     let mut rest = line;
     loop {
         if let Some(quoted) = rest.strip_prefix('"') {
-            let mut value = String::new();
+            // Borrowed until a doubled quote needs unescaping (rare in a table of base64).
+            let mut value: Option<String> = None;
             let mut chunk = quoted;
             let after = loop {
-                let Some(q) = chunk.find('"') else {
+                let Some(q) = memchr::memchr(b'"', chunk.as_bytes()) else {
                     return Err(format!(
                         "field {} opens a quote that is not closed on this line \
                          (a field may not span lines)",
                         out.len() + 1
                     ));
                 };
-                value.push_str(&chunk[..q]);
                 let tail = &chunk[q + 1..];
                 if let Some(more) = tail.strip_prefix('"') {
-                    value.push('"');
+                    let value = value.get_or_insert_with(String::new);
+                    value.push_str(&chunk[..=q]);
                     chunk = more;
                 } else {
+                    if let Some(value) = &mut value {
+                        value.push_str(&chunk[..q]);
+                    }
                     break tail;
                 }
             };
-            // Borrow when nothing was unescaped, the usual case.
-            let raw = &quoted[..quoted.len() - after.len() - 1];
-            out.push(if raw.len() == value.len() {
-                Cow::Borrowed(raw)
-            } else {
-                Cow::Owned(value)
+            out.push(match value {
+                Some(value) => Cow::Owned(value),
+                None => Cow::Borrowed(&quoted[..quoted.len() - after.len() - 1]),
             });
             match after.strip_prefix(',') {
                 Some(next) => rest = next,
@@ -330,11 +338,11 @@ fn fields(line: &str) -> Result<Vec<Cow<'_, str>>, String> {
                 }
             }
         } else {
-            let (field, next) = match rest.find(',') {
+            let (field, next) = match memchr::memchr(b',', rest.as_bytes()) {
                 Some(c) => (&rest[..c], Some(&rest[c + 1..])),
                 None => (rest, None),
             };
-            if field.contains('"') {
+            if memchr::memchr(b'"', field.as_bytes()).is_some() {
                 return Err(format!(
                     "field {} has a quote inside an unquoted value; quote the whole field and \
                      double the quote",
