@@ -83,11 +83,9 @@ listen = ["127.0.0.1:$port"]
 admin_listen = "127.0.0.1:$admin"
 max_connections = $((conns + 5000))
 idle_timeout = "120s"
-# hyper's header_read_timeout also runs while a keep-alive connection waits for its next
-# request, so it (not idle_timeout) closes idle keep-alive connections; at 10s the Python
-# holder, saturated by 10,000 connections, sometimes came back later than that and lost the
-# race (README: Fuzzing, differential tests and soak). 30s is certgate's default.
-header_read_timeout = "30s"
+# A realistic slowloris guard, shorter than the idle wait: held keep-alive connections wait
+# for their next request up to idle_timeout; only a head that has started must finish in 10s.
+header_read_timeout = "10s"
 max_header_bytes = 16384
 
 [[site]]

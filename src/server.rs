@@ -7,17 +7,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -30,6 +27,10 @@ use crate::proxy::{self, Connection};
 use crate::tls::accept::accept;
 use crate::tls::client_auth::ClientCert;
 use crate::tls::server::ResumptionKeys;
+
+mod timers;
+
+use timers::{Activity, Clock, HeadTimer};
 
 /// The shared state, at its historical path.
 pub use crate::state::{InFlight, Shared};
@@ -326,9 +327,14 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     let in_flight = conn.in_flight();
     let service = service_fn(move |req| proxy::handle(Arc::clone(&conn), req));
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    let clock = Clock::new();
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeadTimer {
+            clock: Arc::clone(&clock),
+            header_read_timeout,
+            idle_timeout,
+        })
         .header_read_timeout(header_read_timeout)
         .max_buf_size(max_header_bytes)
         .keep_alive(true);
@@ -337,15 +343,14 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
-    let activity = Activity::new(accepted.stream);
-    let last_activity = Arc::clone(&activity.last);
-    let started = activity.epoch;
+    let activity = Activity::new(accepted.stream, Arc::clone(&clock));
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(activity), service);
     tokio::pin!(connection);
+    // HTTP/1 waiting for a head is also closed by the head timer; this covers HTTP/2 and a
+    // connection whose version was never detected.
     let idle = async {
         loop {
-            let last = started + Duration::from_millis(last_activity.load(Ordering::Relaxed));
-            let deadline = last + idle_timeout;
+            let deadline = clock.last_activity() + idle_timeout;
             if Instant::now() >= deadline && in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
@@ -366,90 +371,5 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     connection.as_mut().graceful_shutdown();
     if let Err(e) = connection.await {
         tracing::debug!(%peer, error = %e, "connection ended with an error while closing");
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Records when bytes last moved, for the idle timeout.
-    struct Activity<T> {
-        #[pin]
-        inner: T,
-        last: Arc<AtomicU64>,
-        epoch: Instant,
-    }
-}
-
-impl<T> Activity<T> {
-    fn new(inner: T) -> Self {
-        Self {
-            inner,
-            last: Arc::new(AtomicU64::new(0)),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-fn touch(last: &AtomicU64, epoch: Instant) {
-    let ms = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-    last.store(ms, Ordering::Relaxed);
-}
-
-impl<T: AsyncRead> AsyncRead for Activity<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let polled = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
-            touch(this.last, *this.epoch);
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite> AsyncWrite for Activity<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let polled = this.inner.poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled
-            && *n > 0
-        {
-            touch(this.last, *this.epoch);
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let polled = this.inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = &polled
-            && *n > 0
-        {
-            touch(this.last, *this.epoch);
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
     }
 }
