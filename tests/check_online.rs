@@ -152,8 +152,18 @@ async fn every_url_of_the_configured_cas_is_fetched_verified_and_reported() {
         text.contains("online: 4 URL(s) checked, 3 failed"),
         "{text}"
     );
-    let persisted: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
-    assert_eq!(persisted.len(), 1, "only the verified CRL is kept");
+    // The verified CRL is kept; so is the responder's signed "unknown" answer (OCSP answers
+    // are persisted too), but nothing from the failed or garbage URLs.
+    let persisted: Vec<String> = std::fs::read_dir(state.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let crls = persisted.iter().filter(|n| n.starts_with("crl-")).count();
+    let others = persisted
+        .iter()
+        .filter(|n| !n.starts_with("crl-") && !n.starts_with("ocsp-"))
+        .count();
+    assert_eq!((crls, others), (1, 0), "only the verified CRL is kept: {persisted:?}");
 
     let (ok, text) = check_online(dir.path(), &config(state.path(), "good.pem"));
     assert!(ok, "{text}");
