@@ -32,8 +32,9 @@
 #   -m  certgate-bench modes (handshake, resume, keepalive) -s  servers (nginx, certgate)
 #   -g  load generators (default: certgate s_time curl)  -r  rounds (default 1)
 #   -f  also run the in-process handshake floor (cargo bench --bench handshake)
-#   -p  also profile certgate under the curl generator with perf (cpu-clock sampling, kernel
-#       included; a separate run after the measured ones) and print where the CPU goes
+#   -p  also profile certgate under each generator with perf (cpu-clock sampling, kernel
+#       included, plus perf stat counts; separate runs after the measured ones) and print where
+#       the CPU of one full handshake goes, in µs per generator (benches/perf_buckets.py)
 #   -k  keep the work directory (configs, logs, raw JSON) instead of deleting it
 # Env: CERTGATE_BIN (skip cargo build), GEN_CPU, SERVER_CPU, BACKEND_CPU, PORT_BASE (18440),
 #      WARMUP (2 s), BACKEND=nginx|certgate (certgate = `certgate echo-backend`), CERTGATE_LOG,
@@ -438,50 +439,30 @@ PROFILE_OUT=$WORK/profile.txt
 if [[ $PROFILE == 1 ]]; then
     command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
     start_certgate_proxy
-    log "profile: perf record on certgate during ${DURATION}s of curl full handshakes"
-    generate curl "${SERVER_PORT[certgate]}" handshake "$WARMUP" >/dev/null
-    perf record -q -e cpu-clock -F 1999 -g -p "${SERVER_PID[certgate]}" -o "$WORK/perf.data" \
-        -- sleep "$DURATION" >/dev/null 2>&1 &
-    perf_pid=$!
-    generate curl "${SERVER_PORT[certgate]}" handshake "$DURATION" >/dev/null
-    wait "$perf_pid" || true
+    profiles=()
+    # Each generator in turn on the same certgate process, so the buckets compare like with like.
+    for generator in $GENERATORS; do
+        log "profile: perf on certgate during ${DURATION}s of $generator full handshakes"
+        generate "$generator" "${SERVER_PORT[certgate]}" handshake "$WARMUP" >/dev/null
+        read -r su0 ss0 <<<"$(cpu_ticks "${SERVER_PID[certgate]}")"
+        perf record -q -e cpu-clock -F 1999 -g -p "${SERVER_PID[certgate]}" \
+            -o "$WORK/perf.$generator.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+        record_pid=$!
+        perf stat -x, -e task-clock,context-switches,page-faults,raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait \
+            -p "${SERVER_PID[certgate]}" -o "$WORK/perf.$generator.stat" -- sleep "$DURATION" \
+            >/dev/null 2>&1 &
+        stat_pid=$!
+        generate "$generator" "${SERVER_PORT[certgate]}" handshake "$DURATION" >"$WORK/perf.$generator.json"
+        wait "$record_pid" "$stat_pid" || true
+        read -r su1 ss1 <<<"$(cpu_ticks "${SERVER_PID[certgate]}")"
+        perf report -i "$WORK/perf.$generator.data" --no-children --sort dso,sym --stdio -g none \
+            --percent-limit 0 2>/dev/null >"$WORK/perf.$generator.txt" || die "perf report failed"
+        profiles+=("$generator" "$WORK/perf.$generator.txt" "$WORK/perf.$generator.stat" \
+            "$WORK/perf.$generator.json" "$(python3 -c "print(($su1 + $ss1 - $su0 - $ss0) / $CLK_TCK)")")
+    done
     kill -TERM "${SERVER_PID[certgate]}" 2>/dev/null || true
     wait "${SERVER_PID[certgate]}" 2>/dev/null || true
-    perf report -i "$WORK/perf.data" --no-children --sort dso,sym --stdio -g none \
-        --percent-limit 0 2>/dev/null >"$WORK/perf.txt" || die "perf report failed"
-    python3 - "$WORK/perf.txt" >"$PROFILE_OUT" <<'PY'
-import re, sys
-# Buckets, first match wins; the symbol is matched case-sensitively.
-buckets = [
-    ("kernel (TCP, syscalls, scheduling)", lambda d, s: d.startswith("[kernel")),
-    ("crypto (aws-lc: ECDSA, X25519, SHA, AES-GCM, bignum)", lambda d, s: re.search(
-        r"aws_lc|ecp_nistz256|p256|P256|sha256|sha512|SHA|aes|gcm|GCM|x25519|X25519|curve25519|bn_|BN_|ec_|EC_|fiat|ecdsa|ECDSA|hmac|HMAC|hkdf|HKDF|RAND|rand_|CRYPTO", s)),
-    ("certificate checks (webpki, x509 parsing, identity)", lambda d, s: re.search(
-        r"webpki|x509_parser|der_parser|asn1_rs|certgate::identity|client_auth|pki_types|der::", s)),
-    ("TLS state machine and records (rustls)", lambda d, s: "rustls" in s),
-    ("HTTP (hyper, http, httparse)", lambda d, s: re.search(r"hyper|httparse|http::|h2::", s)),
-    ("forwarding and policy (certgate::proxy, server)", lambda d, s: re.search(r"certgate::", s)),
-    ("async runtime (tokio, mio)", lambda d, s: re.search(r"tokio|mio::", s)),
-    ("memory (allocator, memcpy)", lambda d, s: re.search(r"mi_|mimalloc|malloc|free|memcpy|memmove|memset|alloc::", s)),
-]
-totals, other = {}, []
-for line in open(sys.argv[1]):
-    m = re.match(r"\s*([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)", line)
-    if not m:
-        continue
-    pct, dso, sym = float(m.group(1)), m.group(2), m.group(3).strip()
-    for name, test in buckets:
-        if test(dso, sym):
-            totals[name] = totals.get(name, 0) + pct
-            break
-    else:
-        totals["other"] = totals.get("other", 0) + pct
-        other.append((pct, dso, sym))
-print("certgate CPU under full handshakes (curl generator), perf cpu-clock samples by bucket:")
-for name, pct in sorted(totals.items(), key=lambda kv: -kv[1]):
-    print(f"  {pct:5.1f}%  {name}")
-print("  largest unbucketed symbols: " + "; ".join(f"{s[:50]} {p:.1f}%" for p, d, s in sorted(other, reverse=True)[:5]))
-PY
+    python3 "$REPO/benches/perf_buckets.py" "${profiles[@]}" >"$PROFILE_OUT" || die "perf summary failed"
 fi
 
 FLOOR_OUT=$WORK/floor.txt
