@@ -163,7 +163,11 @@ async fn every_url_of_the_configured_cas_is_fetched_verified_and_reported() {
         .iter()
         .filter(|n| !n.starts_with("crl-") && !n.starts_with("ocsp-"))
         .count();
-    assert_eq!((crls, others), (1, 0), "only the verified CRL is kept: {persisted:?}");
+    assert_eq!(
+        (crls, others),
+        (1, 0),
+        "only the verified CRL is kept: {persisted:?}"
+    );
 
     let (ok, text) = check_online(dir.path(), &config(state.path(), "good.pem"));
     assert!(ok, "{text}");
