@@ -11,68 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certgate::pki::{ClientSpec, Issued};
-use support::revocation::{CdpServer, CrlSpec, OcspResponder, OpensslCa, client_with_chain};
+use support::revocation::{
+    CdpServer, CrlSpec, OcspResponder, OpensslCa, client_cert, client_with_chain, code, explain,
+    site_config,
+};
 use support::{Env, Pki};
-
-/// A site that requires a certificate and lets any valid one through anonymously, so the
-/// answer is 200 or the revocation page. `{extra}` goes into `[site.revocation]`.
-const SITE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-backend_response_timeout = "2s"
-
-[revocation]
-state_dir = "{state}"
-max_crl_bytes = 1048576
-
-[[site]]
-name = "Default Web Site"
-host_names = ["localhost"]
-certificate = "server.crt"
-private_key = "server.key"
-client_ca = ["ca.crt"]
-ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
-anonymous_authentication = true
-backend = "http://{backend}"
-
-[site.revocation]
-url_retrieval_timeout = "2s"
-{extra}
-"#;
-
-fn config(state: &Path, extra: &str) -> String {
-    SITE.replace("{state}", &state.display().to_string())
-        .replace("{extra}", extra)
-}
-
-fn client_cert(pki: &Pki, name: &str, serial: u64, cdps: &[String], ocsp: &[String]) -> Issued {
-    let mut spec = ClientSpec::new(name);
-    spec.serial = Some(serial);
-    spec.crl_distribution_points = cdps.to_vec();
-    spec.ocsp_responders = ocsp.to_vec();
-    pki.ca.client(&spec).unwrap()
-}
-
-async fn code(env: &Env, who: &Issued) -> String {
-    env.client(Some(who)).get(env.addr(), "/").await.code()
-}
 
 /// What `explain` says about `who`'s chain at `env` (for assertion messages).
 async fn why(env: &Env, who: &Issued) -> String {
-    let runtime = certgate::config::Runtime::load(
-        &env.config_path(),
-        &certgate::tls::server::ResumptionKeys::default(),
-    )
-    .unwrap();
-    let target = certgate::explain::Target {
-        host: Some("localhost"),
-        site: None,
-        path: "/",
-    };
-    certgate::explain::explain_with_revocation(&runtime, std::slice::from_ref(&who.der), &target)
-        .await
-        .map(|e| format!("{:?}", e.chain.detail))
-        .unwrap_or_else(|e| e.to_string())
+    explain(env, who).await.1
 }
 
 struct World {
@@ -107,7 +54,11 @@ impl World {
     }
 
     async fn env(&self, extra: &str) -> Env {
-        Env::start_with(Arc::clone(&self.pki), &config(self.state.path(), extra)).await
+        Env::start_with(
+            Arc::clone(&self.pki),
+            &site_config(self.state.path(), extra),
+        )
+        .await
     }
 }
 
@@ -561,8 +512,11 @@ async fn ldap_distribution_point_in_active_directory() {
          bind_password_env = \"AD_BIND_PASSWORD\"\nbase_dn = \"{base}\"\ndomain = \"EXAMPLE\"\n\
          timeout = \"3s\"\n"
     );
-    let text =
-        config(w.state.path(), "").replacen("\n[[site]]", &format!("{directory}\n[[site]]"), 1);
+    let text = site_config(w.state.path(), "").replacen(
+        "\n[[site]]",
+        &format!("{directory}\n[[site]]"),
+        1,
+    );
     let env = Env::start_with(Arc::clone(&w.pki), &text).await;
     assert_eq!(
         code(&env, &alice).await,

@@ -10,32 +10,13 @@ mod support;
 
 use std::sync::Arc;
 
-use certgate::pki::{ClientSpec, Issued};
-use support::revocation::{CdpServer, CrlSpec, OcspResponder, OpensslCa};
+use certgate::pki::Issued;
+
+use support::revocation::{
+    CdpServer, CrlSpec, OcspResponder, OpensslCa, client_cert as cert, site_config,
+};
 use support::{Env, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const SITE: &str = r#"
-[server]
-listen = ["127.0.0.1:0"]
-admin_listen = "127.0.0.1:0"
-
-[revocation]
-state_dir = "{state}"
-
-[[site]]
-name = "Default Web Site"
-host_names = ["localhost"]
-certificate = "server.crt"
-private_key = "server.key"
-client_ca = ["ca.crt"]
-ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
-anonymous_authentication = true
-backend = "http://{backend}"
-
-[site.revocation]
-url_retrieval_timeout = "2s"
-"#;
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -46,14 +27,6 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
     tcp.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
-}
-
-fn cert(pki: &Pki, name: &str, serial: u64, cdps: &[String], ocsp: &[String]) -> Issued {
-    let mut spec = ClientSpec::new(name);
-    spec.serial = Some(serial);
-    spec.crl_distribution_points = cdps.to_vec();
-    spec.ocsp_responders = ocsp.to_vec();
-    pki.ca.client(&spec).unwrap()
 }
 
 /// The value of the series `name` whose labels contain every one of `labels`.
@@ -95,7 +68,12 @@ async fn crl_age_next_update_fetch_failures_and_ocsp_outcomes_per_issuer() {
         .unwrap()
         .port();
     let state = tempfile::tempdir().unwrap();
-    let config = SITE.replace("{state}", &state.path().display().to_string());
+    // The shared test site, with an admin listener to scrape.
+    let config = site_config(state.path(), "").replacen(
+        "listen = [\"127.0.0.1:0\"]",
+        "listen = [\"127.0.0.1:0\"]\nadmin_listen = \"127.0.0.1:0\"",
+        1,
+    );
     let env = Env::start_with(Arc::clone(&pki), &config).await;
 
     let crl_good = cert(&pki, "carla", 0xC01, &[cdp.url("ca.crl")], &[]);
