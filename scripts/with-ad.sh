@@ -6,9 +6,9 @@
 #   bash scripts/with-ad.sh cargo test --locked
 #
 # The DC lives in $CERTGATE_AD_DIR (default target/samba-ad, provisioned on first use: ~3-9 s
-# with the packages installed, plus ~20 s for apt on a fresh machine). It listens on
-# 127.0.0.1:389/636/3268/3269 and 88/464 (KDC), so only one such run can be active per machine
-# (CERTGATE_AD_IP=127.0.0.N picks another loopback address).
+# with the packages installed, plus ~20 s for apt on a fresh machine). It listens on $CERTGATE_AD_IP (default
+# 127.0.0.1) ports 389/636/3268/3269 and 88/464 (KDC), so only one such run can be active per
+# address (CERTGATE_AD_IP=127.0.0.N picks another loopback address; Apache takes a free port).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 COMMAND [ARGS...]" >&2; exit 2; }

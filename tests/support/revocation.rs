@@ -229,7 +229,7 @@ pub struct OcspResponder {
 
 impl OcspResponder {
     /// Starts a responder for `ca` (its index written from `entries`), signing with
-    /// `signer` (the CA itself or a delegated responder), answers valid `ndays` days
+    /// `signer` (the CA itself or a delegated responder), answers valid `valid_minutes` minutes
     /// (0: no nextUpdate).
     pub fn start(
         ca: &Authority,
