@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use certgate::identity::CertFacts;
 use certgate::pki::ClientSpec;
+use support::mapping_cli::{mapping, p};
 use support::{Env, Pki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,31 +69,6 @@ async fn start(config: &str) -> Env {
 async fn start_with_admin() -> Env {
     let config = CONFIG.replace("{admin}", &format!("127.0.0.1:{}", free_port()));
     start(&config).await
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn mapping(args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(BIN)
-        .arg("mapping")
-        .args(args)
-        .env_remove("CERTGATE_CONFIG")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// The text between the common prefix and suffix of `a` and `b`: what `b` inserted into `a`

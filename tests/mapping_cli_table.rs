@@ -6,13 +6,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use certgate::identity::CertFacts;
+use support::mapping_cli::{mapping, p};
 use support::{Env, Pki};
-
-const BIN: &str = env!("CARGO_BIN_EXE_certgate");
 
 const CONFIG: &str = r#"# certgate configuration; the mappings are in mappings.csv
 [server]
@@ -49,37 +47,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n{}{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-async fn mapping(args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(BIN)
-        .arg("mapping")
-        .args(args)
-        .env_remove("CERTGATE_CONFIG")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 async fn start(admin: &str) -> (Env, String) {

@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+pub mod mapping_cli;
 pub mod revocation;
 
 pub const REVOKED_SERIAL: u64 = 0x5E4F_3D2C_1B0A;
