@@ -21,7 +21,8 @@
 # HTTP/other.example.test is accepted, so a ticket for the backend SPN gets 401 there (the
 # "bad token" case). Under /bound authentication is connection-bound (GssapiConnectionBound), as
 # IIS keeps a Negotiate connection authenticated: a request without a token on a connection
-# someone authenticated runs as that someone.
+# someone authenticated runs as that someone; elsewhere such a request gets 401 (Negotiate). The
+# access log's last field says whether a request carried a Negotiate token.
 set -euo pipefail
 
 usage="usage: $0 start|stop DIR"
@@ -183,7 +184,8 @@ DefaultRuntimeDir @A@/run
 Mutex file:@A@/run
 ErrorLog @A@/logs/error.log
 LogLevel warn auth_gssapi:info
-LogFormat "%h \"%u\" \"%r\" %>s" short
+# Last field: whether the request carried a Negotiate token (`token`, else `-`).
+LogFormat "%h \"%u\" \"%r\" %>s %{CG_NEGOTIATE}e" short
 CustomLog @A@/logs/access.log short
 User www-data
 Group www-data
@@ -195,6 +197,8 @@ LoadModule auth_gssapi_module /usr/lib/apache2/modules/mod_auth_gssapi.so
 LoadModule alias_module       /usr/lib/apache2/modules/mod_alias.so
 LoadModule cgi_module         /usr/lib/apache2/modules/mod_cgi.so
 LoadModule headers_module     /usr/lib/apache2/modules/mod_headers.so
+LoadModule setenvif_module    /usr/lib/apache2/modules/mod_setenvif.so
+SetEnvIf Authorization "^Negotiate " CG_NEGOTIATE=token
 StartServers 2
 MinSpareServers 1
 MaxSpareServers 4

@@ -20,52 +20,8 @@ mod support;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use certgate::kerberos::KerberosStats;
-use http::Request;
-use support::{Env, Pki, Resp};
-
-/// The KDC and backend, from `scripts/samba-kdc.sh start`.
-struct Krb {
-    backend_url: String,
-    backend_spn: String,
-    other_spn: String,
-    access_log: String,
-}
-
-fn krb() -> Option<Krb> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let names = [
-        "KRB5_CONFIG",
-        "KRB_BACKEND_URL",
-        "KRB_BACKEND_SPN",
-        "KRB_OTHER_SPN",
-        "KRB_BACKEND_ACCESS_LOG",
-        "AD_BIND_PASSWORD",
-        "AD_USER_PASSWORD",
-    ];
-    let missing: Vec<&str> = names.iter().copied().filter(|n| var(n).is_none()).collect();
-    if !missing.is_empty() {
-        let hint = format!(
-            "the test KDC and Kerberos backend are not running (missing {}). Run\n    \
-             bash scripts/with-ad.sh cargo test --test kerberos\n\
-             Set CERTGATE_SKIP_AD_TESTS=1 to skip instead.",
-            missing.join(", ")
-        );
-        if var("CERTGATE_SKIP_AD_TESTS").as_deref() == Some("1") {
-            eprintln!("\n!!! SKIPPING Kerberos integration test: {hint}\n");
-            return None;
-        }
-        panic!("{hint}");
-    }
-    let get = |name: &str| var(name).unwrap();
-    Some(Krb {
-        backend_url: get("KRB_BACKEND_URL"),
-        backend_spn: get("KRB_BACKEND_SPN"),
-        other_spn: get("KRB_OTHER_SPN"),
-        access_log: get("KRB_BACKEND_ACCESS_LOG"),
-    })
-}
+use support::kerberos::{OneConnection, config, krb, reported, requests_logged, start, stats};
+use support::{Env, Pki};
 
 macro_rules! krb_or_skip {
     () => {
@@ -74,79 +30,6 @@ macro_rules! krb_or_skip {
             None => return,
         }
     };
-}
-
-/// A site whose backend is the Apache, alice's certificate mapped one-to-one to `user`, the
-/// service account's password from `AD_BIND_PASSWORD` (svc-certgate is the LDAP bind account
-/// too), and `site_kerberos` / `extra` appended.
-fn config(k: &Krb, user: &str, site_kerberos: &str, extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["127.0.0.1:0"]
-backend_response_timeout = "5s"
-
-[kerberos]
-realm = "EXAMPLE.TEST"
-principal = "svc-certgate"
-password_env = "AD_BIND_PASSWORD"
-
-[[site]]
-name = "Kerberos"
-host_names = ["localhost"]
-certificate = "server.crt"
-private_key = "server.key"
-client_ca = ["ca.crt"]
-ssl_flags = "Ssl, SslNegotiateCert, SslRequireCert"
-backend = "{url}"
-
-[site.backend_kerberos]
-{site_kerberos}
-
-[site.iis_client_certificate_mapping_authentication]
-enabled = true
-one_to_one_certificate_mappings_enabled = true
-many_to_one_certificate_mappings_enabled = true
-
-[[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]
-user_name = '{user}'
-certificate_file = "alice.crt"
-password_env = "AD_USER_PASSWORD"
-{extra}
-"#,
-        url = k.backend_url,
-    )
-}
-
-async fn start(config: &str) -> Env {
-    Env::start_with(Arc::new(Pki::new()), config).await
-}
-
-fn stats(env: &Env) -> KerberosStats {
-    env.server
-        .shared()
-        .runtime()
-        .kerberos
-        .as_ref()
-        .unwrap()
-        .stats()
-}
-
-/// What the backend's CGI reported (`REMOTE_USER=...`, `X_REMOTE_USER=...`).
-fn reported(resp: &Resp, key: &str) -> String {
-    assert_eq!(resp.status, 200, "{}", resp.text());
-    resp.text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("no {key} in {}", resp.text()))
-}
-
-fn requests_logged(k: &Krb, path: &str) -> usize {
-    std::fs::read_to_string(&k.access_log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(&format!(" {path} ")))
-        .count()
 }
 
 #[tokio::test]
@@ -326,55 +209,23 @@ path = "/bound/plain"
 enabled = false
 "#;
     let env = start(&config(&k, "EXAMPLE\\alice", &spn, locations)).await;
-    let client = env.client(Some(&env.pki.alice));
-    let tls = client.connect(env.addr(), "localhost").await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, http_body_util::Full<Bytes>>(
-            hyper_util::rt::TokioIo::new(tls),
-        )
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut get = async |path: &str| {
-        let req = Request::get(path)
-            .header("host", "localhost")
-            .body(http_body_util::Full::new(Bytes::new()))
-            .unwrap();
-        let resp = sender.send_request(req).await.unwrap();
-        let status = resp.status().as_u16();
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
-    };
-    let user = |body: &str| {
-        body.lines()
-            .find_map(|l| l.strip_prefix("REMOTE_USER="))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let mut client = OneConnection::open(&env, &env.pki.alice).await;
     for _ in 0..2 {
-        let (status, body) = get("/bound/whoami").await;
-        assert_eq!(
-            (status, user(&body)),
-            (200, "alice@EXAMPLE.TEST".into()),
-            "{body}"
-        );
-        let (status, body) = get("/bound/team/whoami").await;
-        assert_eq!(
-            (status, user(&body)),
-            (200, "heidi@EXAMPLE.TEST".into()),
-            "{body}"
-        );
+        let user = client.user("/bound/whoami", None).await;
+        assert_eq!(user, "alice@EXAMPLE.TEST");
+        let user = client.user("/bound/team/whoami", None).await;
+        assert_eq!(user, "heidi@EXAMPLE.TEST");
         // Without Kerberos the request must not ride on a connection alice or heidi
         // authenticated: the backend sees nobody and asks for credentials.
-        let (status, body) = get("/bound/plain/whoami").await;
+        let (status, body) = client.send("/bound/plain/whoami", None).await;
         assert_eq!(
             status, 401,
             "ran as someone on a shared backend connection: {body}"
         );
     }
+    // The second round rode on alice's and heidi's authenticated connections, each its own.
+    let s = stats(&env);
+    assert_eq!((s.tokens, s.bound_requests), (2, 2), "{s:?}");
 }
 
 /// The real binary with the service account's keytab: `certgate run` restarts itself with
@@ -457,6 +308,12 @@ async fn the_binary_uses_the_keytab_and_counts_kdc_requests_in_metrics() {
     let cache = "certgate_kerberos_ticket_cache_total{";
     assert_eq!(line(&[cache, "result=\"hit\""]), "1");
     assert_eq!(line(&[cache, "result=\"miss\""]), "1");
+    // Apache does not keep the logon under /whoami: the second request went without a token on
+    // the authenticated connection, got 401 and was resent with one.
+    let auth = "certgate_kerberos_backend_auth_total{";
+    assert_eq!(line(&[auth, "how=\"token\""]), "2");
+    assert_eq!(line(&[auth, "how=\"connection\""]), "1");
+    assert_eq!(line(&[auth, "how=\"retry\""]), "1");
     child.kill().await.unwrap();
 }
 

@@ -14,8 +14,10 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -24,6 +26,20 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+
+use super::bound::{BoundMark, Persistence};
+
+/// A request body to the backend: the client's, or none (a body-less request certgate resends,
+/// see [`super::bound`]).
+pub type OutBody = Either<Incoming, Empty<Bytes>>;
+
+/// What [`Backend::send_bound`] did.
+pub enum BoundAttempt {
+    /// Sent on a connection marked authenticated for the owner.
+    Sent(Response<Incoming>, BoundMark),
+    /// No such connection: the request, unsent.
+    NoConnection(Request<OutBody>),
+}
 
 /// Connections kept per backend, idle or finishing a response.
 const MAX_POOLED: usize = 256;
@@ -84,15 +100,19 @@ struct Pool {
     /// Most recently used last. Holds idle connections and ones still streaming a response
     /// body, which become ready again when the body ends.
     conns: Mutex<Vec<Pooled>>,
+    /// Whether the backend keeps connection-bound logons, as far as seen.
+    persistence: Persistence,
 }
 
 struct Pooled {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<OutBody>,
     since: Instant,
     /// The user whose connection-bound authentication (Kerberos) the connection carried, if
     /// any. Backends such as IIS keep a connection authenticated after one `Negotiate`
     /// exchange, so such a connection only ever serves requests of the same owner again.
     owner: Option<Arc<str>>,
+    /// Whether the backend accepted the owner's logon on this connection.
+    mark: BoundMark,
 }
 
 impl Backend {
@@ -154,6 +174,7 @@ impl Backend {
                 tls,
                 connect_timeout,
                 conns: Mutex::new(Vec::new()),
+                persistence: Persistence::default(),
             }),
         })
     }
@@ -189,23 +210,51 @@ impl Backend {
         req: Request<Incoming>,
         owner: Option<&Arc<str>>,
     ) -> Result<Response<Incoming>, BackendError> {
+        let (resp, _) = self.send_as(req.map(Either::Left), owner).await?;
+        Ok(resp)
+    }
+
+    /// [`Self::request_as`], also returning the connection's [`BoundMark`] (which the caller
+    /// sets once the backend accepted `owner`'s token on it).
+    pub async fn send_as(
+        &self,
+        req: Request<OutBody>,
+        owner: Option<&Arc<str>>,
+    ) -> Result<(Response<Incoming>, BoundMark), BackendError> {
         let mut req = req;
-        while let Some(mut sender) = self.pool.checkout(owner) {
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    self.pool.checkin(sender, owner);
-                    return Ok(resp);
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(BackendError::Http(e.into_error())),
-                },
+        while let Some((sender, mark)) = self.pool.checkout(owner, false) {
+            match self.pool.try_send(sender, mark, req, owner).await? {
+                Ok(sent) => return Ok(sent),
+                Err(unsent) => req = unsent,
             }
         }
         let mut sender = self.pool.connect().await?;
         let resp = sender.send_request(req).await?;
-        self.pool.checkin(sender, owner);
-        Ok(resp)
+        let mark = BoundMark::default();
+        self.pool.checkin(sender, owner, mark.clone());
+        Ok((resp, mark))
+    }
+
+    /// Sends `req` only on a pooled connection marked authenticated for `owner`; the request
+    /// comes back unsent when there is none.
+    pub async fn send_bound(
+        &self,
+        req: Request<OutBody>,
+        owner: &Arc<str>,
+    ) -> Result<BoundAttempt, BackendError> {
+        let mut req = req;
+        while let Some((sender, mark)) = self.pool.checkout(Some(owner), true) {
+            match self.pool.try_send(sender, mark, req, Some(owner)).await? {
+                Ok((resp, mark)) => return Ok(BoundAttempt::Sent(resp, mark)),
+                Err(unsent) => req = unsent,
+            }
+        }
+        Ok(BoundAttempt::NoConnection(req))
+    }
+
+    /// Whether this backend keeps connection-bound logons, as far as seen.
+    pub fn persistence(&self) -> &Persistence {
+        &self.pool.persistence
     }
 }
 
@@ -244,9 +293,13 @@ impl Backend {
 }
 
 impl Pool {
-    /// The most recently used connection that can take a request now; closed and expired
-    /// ones are dropped on the way.
-    fn checkout(&self, owner: Option<&Arc<str>>) -> Option<SendRequest<Incoming>> {
+    /// The most recently used connection of `owner` that can take a request now (with
+    /// `bound`, only one marked authenticated); closed and expired ones are dropped on the way.
+    fn checkout(
+        &self,
+        owner: Option<&Arc<str>>,
+        bound: bool,
+    ) -> Option<(SendRequest<OutBody>, BoundMark)> {
         let mut conns = self.conns.lock().ok()?;
         let mut i = conns.len();
         while i > 0 {
@@ -254,14 +307,40 @@ impl Pool {
             let pooled = &conns[i];
             if pooled.sender.is_closed() || pooled.since.elapsed() > IDLE_TIMEOUT {
                 conns.remove(i);
-            } else if pooled.sender.is_ready() && pooled.owner.as_ref() == owner {
-                return Some(conns.remove(i).sender);
+            } else if pooled.sender.is_ready()
+                && pooled.owner.as_ref() == owner
+                && (!bound || pooled.mark.is_set())
+            {
+                let pooled = conns.remove(i);
+                return Some((pooled.sender, pooled.mark));
             }
         }
         None
     }
 
-    fn checkin(&self, sender: SendRequest<Incoming>, owner: Option<&Arc<str>>) {
+    /// Sends on a checked-out connection: `Ok(Err(req))` when the connection had closed before
+    /// the request was written (hyper hands it back).
+    #[allow(clippy::type_complexity)]
+    async fn try_send(
+        &self,
+        mut sender: SendRequest<OutBody>,
+        mark: BoundMark,
+        req: Request<OutBody>,
+        owner: Option<&Arc<str>>,
+    ) -> Result<Result<(Response<Incoming>, BoundMark), Request<OutBody>>, BackendError> {
+        match sender.try_send_request(req).await {
+            Ok(resp) => {
+                self.checkin(sender, owner, mark.clone());
+                Ok(Ok((resp, mark)))
+            }
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => Ok(Err(unsent)),
+                None => Err(BackendError::Http(e.into_error())),
+            },
+        }
+    }
+
+    fn checkin(&self, sender: SendRequest<OutBody>, owner: Option<&Arc<str>>, mark: BoundMark) {
         if sender.is_closed() {
             return;
         }
@@ -272,11 +351,12 @@ impl Pool {
                 sender,
                 since: Instant::now(),
                 owner: owner.cloned(),
+                mark,
             });
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, BackendError> {
+    async fn connect(&self) -> Result<SendRequest<OutBody>, BackendError> {
         let connect = async {
             let tcp = TcpStream::connect((self.host.as_str(), self.port))
                 .await
@@ -299,7 +379,7 @@ impl Pool {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Incoming>, BackendError>
+async fn handshake<T>(io: T) -> Result<SendRequest<OutBody>, BackendError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {

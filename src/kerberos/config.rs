@@ -81,6 +81,12 @@ pub struct RawBackendKerberos {
     /// passing it on (default false; a token that is sent is always verified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_mutual_auth: Option<bool>,
+    /// Body-less requests of the same user go without a new token on a backend connection
+    /// that already accepted one, as IIS (`authPersistNonNTLM`) and mod_auth_gssapi
+    /// (`GssapiConnectionBound On`) keep it authenticated (default true; see
+    /// [`crate::forward::bound`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_auth: Option<bool>,
 }
 
 /// How the service account proves itself to the KDC.
@@ -141,6 +147,8 @@ pub struct BackendKerberos {
     pub mode: KerberosMode,
     /// A response without the backend's reply token is refused (see [`super::mutual`]).
     pub require_mutual_auth: bool,
+    /// Connection-bound authentication is relied on (see [`crate::forward::bound`]).
+    pub persist_auth: bool,
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -330,11 +338,15 @@ impl BackendKerberos {
         let require_mutual_auth = raw
             .require_mutual_auth
             .unwrap_or_else(|| parent.is_some_and(|p| p.require_mutual_auth));
+        let persist_auth = raw
+            .persist_auth
+            .unwrap_or_else(|| parent.is_none_or(|p| p.persist_auth));
         match spn {
             Some(spn) if issues.is_empty() => Ok(Some(Arc::new(Self {
                 spn,
                 mode,
                 require_mutual_auth,
+                persist_auth,
             }))),
             _ => Err(issues),
         }
@@ -399,8 +411,10 @@ mod tests {
         assert_eq!(&*root.spn, "HTTP/app.example.test@EXAMPLE.TEST");
         assert_eq!(root.mode, KerberosMode::S4u);
         assert!(!root.require_mutual_auth);
+        assert!(root.persist_auth, "IIS's authPersistNonNTLM default");
         let loc: RawBackendKerberos =
-            toml::from_str("mode = \"password\"\nrequire_mutual_auth = true").unwrap();
+            toml::from_str("mode = \"password\"\nrequire_mutual_auth = true\npersist_auth = false")
+                .unwrap();
         let child = BackendKerberos::from_raw(Some(&loc), Some(&root), None, "x")
             .unwrap()
             .unwrap();
@@ -417,6 +431,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(grandchild.require_mutual_auth);
+        assert!(!grandchild.persist_auth);
         let off: RawBackendKerberos = toml::from_str("enabled = false").unwrap();
         assert!(
             BackendKerberos::from_raw(Some(&off), Some(&root), None, "x")

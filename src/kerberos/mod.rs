@@ -10,9 +10,11 @@
 //!
 //! One credential per (user, SPN, mode) is cached ([`cache`]) until shortly before its ticket
 //! ends, so the KDC is asked once, not per request; concurrent misses share one KDC exchange.
-//! Each request still gets a fresh AP-REQ made from the cached ticket (about 0.15 ms, no KDC):
-//! acceptors keep a replay cache, so a token cannot be sent twice. All GSS-API calls block, so
-//! they run on tokio's blocking pool.
+//! A request that needs a token gets a fresh AP-REQ made from the cached ticket (about 0.15 ms,
+//! no KDC): acceptors keep a replay cache, so a token cannot be sent twice. Body-less requests
+//! on a backend connection that already accepted the user's token need none (connection-bound
+//! authentication, [`crate::forward::bound`]). All GSS-API calls block, so they run on tokio's
+//! blocking pool.
 
 pub mod cache;
 pub mod config;
@@ -55,6 +57,11 @@ pub const METRIC_TICKET_CACHE: &str = "certgate_kerberos_ticket_cache_total";
 /// 401, or failed (see [`mutual`]).
 pub const METRIC_MUTUAL_AUTH: &str = "certgate_kerberos_mutual_auth_total";
 
+/// `certgate_kerberos_backend_auth_total{how}`: `token` (a fresh token was made), `connection`
+/// (sent without one on a connection that carries the user's logon), `retry` (such a request got
+/// a Negotiate 401 and was resent with a token).
+pub const METRIC_BACKEND_AUTH: &str = "certgate_kerberos_backend_auth_total";
+
 /// Counters for tests and `explain`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KerberosStats {
@@ -68,6 +75,23 @@ pub struct KerberosStats {
     pub mutual_verified: u64,
     /// Backend responses withheld because mutual authentication failed.
     pub mutual_failed: u64,
+    /// Negotiate tokens made (one per request that carried one).
+    pub tokens: u64,
+    /// Requests sent without a token on a connection that carries the user's logon.
+    pub bound_requests: u64,
+    /// Of those, the ones the backend answered with a Negotiate 401, resent with a token.
+    pub bound_retries: u64,
+}
+
+/// How a request authenticated to the backend, for [`Kerberos::count_backend_auth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendAuth {
+    /// A fresh token.
+    Token = 0,
+    /// The connection's logon, no token.
+    Connection,
+    /// Resent with a token after the backend refused the connection's logon.
+    Retry,
 }
 
 /// The Kerberos client of one configuration.
@@ -81,12 +105,16 @@ pub struct Kerberos {
     refusal_hits: AtomicU64,
     mutual_verified: AtomicU64,
     mutual_failed: AtomicU64,
+    /// Indexed by [`BackendAuth`].
+    backend_auth: [AtomicU64; 3],
     /// `certgate_kerberos_ticket_cache_total` handles (hit, miss), taken on first use: the
     /// recorder is installed after the first configuration load, and a handle skips the
     /// per-call key hashing of `counter!` on the request path.
     cache_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
     /// `certgate_kerberos_mutual_auth_total` handles by [`Verified`] (as `usize`).
     mutual_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
+    /// `certgate_kerberos_backend_auth_total` handles by [`BackendAuth`].
+    backend_auth_metrics: std::sync::OnceLock<[metrics::Counter; 3]>,
 }
 
 impl std::fmt::Debug for Kerberos {
@@ -111,8 +139,10 @@ impl Kerberos {
             refusal_hits: AtomicU64::new(0),
             mutual_verified: AtomicU64::new(0),
             mutual_failed: AtomicU64::new(0),
+            backend_auth: Default::default(),
             cache_metrics: std::sync::OnceLock::new(),
             mutual_metrics: std::sync::OnceLock::new(),
+            backend_auth_metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -129,7 +159,21 @@ impl Kerberos {
             refusal_hits: self.refusal_hits.load(Ordering::Relaxed),
             mutual_verified: self.mutual_verified.load(Ordering::Relaxed),
             mutual_failed: self.mutual_failed.load(Ordering::Relaxed),
+            tokens: self.backend_auth[BackendAuth::Token as usize].load(Ordering::Relaxed),
+            bound_requests: self.backend_auth[BackendAuth::Connection as usize]
+                .load(Ordering::Relaxed),
+            bound_retries: self.backend_auth[BackendAuth::Retry as usize].load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts one request's way of authenticating to the backend.
+    pub fn count_backend_auth(&self, how: BackendAuth) {
+        self.backend_auth[how as usize].fetch_add(1, Ordering::Relaxed);
+        let counters = self.backend_auth_metrics.get_or_init(|| {
+            ["token", "connection", "retry"]
+                .map(|h| metrics::counter!(METRIC_BACKEND_AUTH, "how" => h))
+        });
+        counters[how as usize].increment(1);
     }
 
     /// The `Authorization` value for one request of `principal` to `target`: a fresh SPNEGO
@@ -186,6 +230,7 @@ impl Kerberos {
         );
         let header = HeaderValue::from_str(&value)
             .map_err(|_| KdcFailure::other(Step::ServiceTicket, "token is not a header value"))?;
+        self.count_backend_auth(BackendAuth::Token);
         Ok(Negotiation { header, pending })
     }
 

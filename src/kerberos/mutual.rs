@@ -106,6 +106,21 @@ pub fn reply_token(
     }
 }
 
+/// A `401` that asks for a (new) Negotiate exchange: the backend refused the request's
+/// credentials, or had none on the connection.
+pub fn asks_to_negotiate(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::UNAUTHORIZED
+        && headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|challenge| {
+                let scheme = challenge.trim().split(' ').next().unwrap_or_default();
+                scheme.eq_ignore_ascii_case("Negotiate")
+            })
+}
+
 /// Removes the Negotiate challenges (certgate's exchange with the backend) from a response that
 /// is passed on; other challenges stay.
 pub fn strip(headers: &mut HeaderMap) {
@@ -165,6 +180,22 @@ mod tests {
         // A 401 is the backend's refusal, passed on unverified even when required.
         let unauthorized = StatusCode::UNAUTHORIZED;
         assert_eq!(reply_token(unauthorized, &headers(&[]), true), Ok(None));
+    }
+
+    #[test]
+    fn only_a_negotiate_401_asks_for_a_new_exchange() {
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        assert!(asks_to_negotiate(unauthorized, &headers(&["Negotiate"])));
+        assert!(asks_to_negotiate(
+            unauthorized,
+            &headers(&["Basic realm=\"x\", NEGOTIATE oQcwBaADCgEA"])
+        ));
+        assert!(!asks_to_negotiate(
+            unauthorized,
+            &headers(&["Basic realm=\"x\""])
+        ));
+        assert!(!asks_to_negotiate(unauthorized, &headers(&[])));
+        assert!(!asks_to_negotiate(StatusCode::OK, &headers(&["Negotiate"])));
     }
 
     #[test]

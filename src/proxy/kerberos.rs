@@ -12,19 +12,29 @@ use hyper::body::Incoming;
 use super::answer::Answer;
 use super::{Connection, UserIdentity};
 use crate::config::Scope;
+use crate::directory::Secret;
 use crate::iis::IisStatus;
 use crate::kerberos::mutual::{self, Negotiation, Verified};
 use crate::kerberos::principal;
 use crate::kerberos::{BackendKerberos, error::KERBEROS_REFUSED};
 
-/// The header value (with its context) and the backend-connection owner (the principal) for
-/// one request.
-pub(super) async fn authorize(
+/// Who a Kerberos scope's request reaches the backend as, settled in the decision step.
+pub(super) struct Logon {
+    /// The user's principal, also the owner of the backend connections that carry it.
+    pub(super) principal: Arc<str>,
+    /// The mapped name, for the log.
+    user: Arc<str>,
+    /// The mapping's password (mode `password`).
+    password: Option<Secret>,
+}
+
+/// The principal for the request's user, or the IIS answer that ends the request: nothing is
+/// forwarded for an anonymous request or a name without a principal.
+pub(super) fn logon(
     conn: &Connection,
     scope: &Scope,
-    target: &BackendKerberos,
     user: Option<&UserIdentity>,
-) -> Result<(Negotiation, Arc<str>), Answer> {
+) -> Result<Logon, Answer> {
     let Some(kerberos) = conn.runtime.kerberos.as_ref() else {
         // The loader refuses such a config; fail closed if it happens anyway.
         tracing::error!(site = %conn.site.name, "backend_kerberos configured without [kerberos]");
@@ -48,17 +58,34 @@ pub(super) async fn authorize(
             "no Kerberos principal for the mapped user");
         Answer::Iis(IisStatus::LOGON_FAILED)
     })?;
+    Ok(Logon {
+        principal: Arc::from(principal),
+        user: Arc::clone(&user.name),
+        password: user.password.clone(),
+    })
+}
+
+/// A fresh `Authorization: Negotiate` value (with its context) for `logon` to `target`, or the
+/// IIS answer for the KDC's refusal.
+pub(super) async fn token(
+    conn: &Connection,
+    target: &BackendKerberos,
+    logon: &Logon,
+) -> Result<Negotiation, Answer> {
+    let Some(kerberos) = conn.runtime.kerberos.as_ref() else {
+        return Err(Answer::Iis(KERBEROS_REFUSED));
+    };
     match kerberos
-        .authorization(&principal, target, user.password.as_ref())
+        .authorization(&logon.principal, target, logon.password.as_ref())
         .await
     {
-        Ok(value) => Ok((value, Arc::from(principal))),
+        Ok(value) => Ok(value),
         Err(failure) => {
             let status = failure.status();
             tracing::warn!(
                 site = %conn.site.name,
-                user = %user.name,
-                principal = %principal,
+                user = %logon.user,
+                principal = %logon.principal,
                 spn = %target.spn,
                 mode = target.mode.as_str(),
                 step = failure.step.as_str(),

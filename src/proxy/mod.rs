@@ -13,6 +13,7 @@ pub mod answer;
 pub mod body;
 mod execute_url;
 mod kerberos;
+mod kerberos_forward;
 pub mod refusal;
 
 /// The forwarding building blocks, at their historical paths.
@@ -240,11 +241,9 @@ async fn phases(
     )
     .await;
     let identity = identity(conn, verdict, user_header)?;
-    let kerberos = match &scope.kerberos {
+    let logon = match &scope.kerberos {
         None => None,
-        Some(target) => {
-            Some(kerberos::authorize(conn, scope, target, identity.user.as_ref()).await?)
-        }
+        Some(_) => Some(kerberos::logon(conn, scope, identity.user.as_ref())?),
     };
 
     // 4. Headers.
@@ -294,14 +293,6 @@ async fn phases(
     if req.version() == Version::HTTP_2 {
         join_cookies(req.headers_mut());
     }
-    let (owner, negotiation) = match kerberos {
-        Some((negotiation, owner)) => {
-            let value = negotiation.header.clone();
-            req.headers_mut().insert(header::AUTHORIZATION, value);
-            (Some(owner), Some(negotiation))
-        }
-        None => (None, None),
-    };
 
     // 5. Forward.
     let backend = &conn.site.backend;
@@ -312,30 +303,15 @@ async fn phases(
     *req.version_mut() = Version::HTTP_11;
     let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
 
-    let started = Instant::now();
-    let result = tokio::time::timeout(
-        backend.response_timeout,
-        backend.request_as(req, owner.as_ref()),
-    )
-    .await;
-    let backend_error = |kind: &'static str| conn.site.metrics.backend_error(kind);
-    let mut resp = match result {
-        Err(_) => {
-            backend_error("timeout");
-            tracing::warn!(site = %conn.site.name, "backend response timed out");
-            return Err(Answer::GatewayTimeout);
+    // Kerberos: a token, or the connection's logon ([`kerberos_forward`]).
+    let mut resp = match (logon, &scope.kerberos) {
+        (Some(logon), Some(target)) => kerberos_forward::forward(conn, target, logon, req).await?,
+        _ => {
+            let (resp, elapsed) = backend_call(conn, backend.request(req)).await?;
+            conn.site.metrics.backend_latency(elapsed);
+            resp
         }
-        Ok(Err(e)) => {
-            backend_error(e.kind());
-            tracing::warn!(site = %conn.site.name, error = %error_chain(&e), "backend request failed");
-            return Err(Answer::BadGateway);
-        }
-        Ok(Ok(resp)) => resp,
     };
-    conn.site.metrics.backend_latency(started.elapsed());
-    if let (Some(negotiation), Some(target), Some(owner)) = (negotiation, &scope.kerberos, &owner) {
-        kerberos::verify(conn, target, negotiation, owner, &mut resp).await?;
-    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
@@ -367,6 +343,29 @@ async fn phases(
     let (mut parts, body) = resp.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, false);
     Ok(Response::from_parts(parts, ProxyBody::stream(body)))
+}
+
+/// Awaits one backend call within the response timeout: the answer for a failure (logged and
+/// counted), or the result and how long it took.
+async fn backend_call<T>(
+    conn: &Connection,
+    call: impl Future<Output = Result<T, upstream::BackendError>>,
+) -> Result<(T, std::time::Duration), Answer> {
+    let started = Instant::now();
+    let backend_error = |kind: &'static str| conn.site.metrics.backend_error(kind);
+    match tokio::time::timeout(conn.site.backend.response_timeout, call).await {
+        Err(_) => {
+            backend_error("timeout");
+            tracing::warn!(site = %conn.site.name, "backend response timed out");
+            Err(Answer::GatewayTimeout)
+        }
+        Ok(Err(e)) => {
+            backend_error(e.kind());
+            tracing::warn!(site = %conn.site.name, error = %error_chain(&e), "backend request failed");
+            Err(Answer::BadGateway)
+        }
+        Ok(Ok(done)) => Ok((done, started.elapsed())),
+    }
 }
 
 /// Who a request is, after the directory had its say.

@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+pub mod kerberos;
 pub mod mapping_cli;
 pub mod revocation;
 
