@@ -24,10 +24,22 @@
 #
 # Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"]
 #                           [-g "certgate s_time curl"] [-r ROUNDS] [-f] [-k]
-#   -s certgate-kerberos: certgate with Kerberos to the backend (S4U, warm ticket cache: a fresh
-#      Negotiate token per request from the cached ticket). Needs the test KDC's environment:
-#        bash scripts/with-ad.sh bash benches/compare.sh -s "certgate certgate-kerberos" -m keepalive
-#      The backend ignores the token; what is measured is certgate's own added work.
+#   -s certgate-kerberos: certgate with Kerberos to the backend (S4U as EXAMPLE\alice, warm
+#      ticket cache) and connection-bound authentication (`persist_auth`, the default): each
+#      backend connection carries one Negotiate token, on its first request; the backend (nginx)
+#      answers it normally (200, no challenge), as IIS does once it accepted the token, so the
+#      connection counts as authenticated and alice's further body-less requests go on it without
+#      a token. The warm-up makes the KDC exchange and the per-connection tokens; what the
+#      measured seconds add over `certgate` is certgate's per-request Kerberos work on an
+#      authenticated connection (principal, bound-connection checkout, a copy of the request
+#      head for a possible resend, counters). The backend does no GSS-API work (its CPU is
+#      reported apart anyway).
+#   -s certgate-kerberos-token: the same with `persist_auth = false`: a fresh token (GSS-API
+#      init_sec_context from the cached ticket, on the blocking pool) with every request.
+#      Both need the test KDC's environment:
+#        bash scripts/with-ad.sh bash benches/compare.sh \
+#          -s "certgate certgate-kerberos certgate-kerberos-token" -m keepalive -g certgate -r 3
+#      The summary prints each Kerberos variant's server CPU per request over `certgate`'s.
 #   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
 #   -m  certgate-bench modes (handshake, resume, keepalive) -s  servers (nginx, certgate)
 #   -g  load generators (default: certgate s_time curl)  -r  rounds (default 1)
@@ -259,7 +271,7 @@ start_nginx_proxy() {
 
 start_certgate_proxy() {
     local name=${1:-certgate} kerberos= target= user='BENCH\\client'
-    if [[ $name == certgate-kerberos ]]; then
+    if [[ $name == certgate-kerberos* ]]; then
         [[ -n ${KRB_BACKEND_SPN:-} && -n ${KRB5_CONFIG:-} ]] ||
             die "certgate-kerberos needs the test KDC: run under scripts/with-ad.sh"
         kerberos="
@@ -269,7 +281,8 @@ principal = \"svc-certgate\"
 password_env = \"AD_BIND_PASSWORD\"
 "
         target="[site.backend_kerberos]
-spn = \"$KRB_BACKEND_SPN\""
+spn = \"$KRB_BACKEND_SPN\"
+persist_auth = $([[ $name == certgate-kerberos-token ]] && echo false || echo true)"
         user='EXAMPLE\\alice'
     fi
     if ! "$CERTGATE_BIN" run --help >/dev/null 2>&1; then
@@ -404,7 +417,8 @@ for round in $(seq "$ROUNDS"); do
 for server in $SERVERS; do
     case $server in
         nginx) start_nginx_proxy ;;
-        certgate | certgate-kerberos) start_certgate_proxy "$server" || continue ;;
+        certgate | certgate-kerberos | certgate-kerberos-token)
+            start_certgate_proxy "$server" || continue ;;
         *) die "unknown server $server" ;;
     esac
     for generator in $GENERATORS; do
@@ -428,6 +442,11 @@ for server in $SERVERS; do
             "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
     done
     done
+    if [[ $server == certgate-kerberos* ]]; then
+        # Tokens made vs requests sent on an authenticated connection, this round's process.
+        curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^certgate_kerberos_backend_auth_total' |
+            sed "s/^/round $round $server: /" >>"$WORK/kerberos_auth.txt" || true
+    fi
     # One proxy at a time on the server core.
     kill -TERM "${SERVER_PID[$server]}" 2>/dev/null || true
     wait "${SERVER_PID[$server]}" 2>/dev/null || true
@@ -474,6 +493,12 @@ if [[ $FLOOR == 1 ]]; then
 fi
 
 cat "$PROFILE_OUT"
+if [[ -s $WORK/kerberos_auth.txt ]]; then
+    echo
+    echo "Kerberos to the backend, per process (warm-up included): how=token: tokens made;"
+    echo "how=connection: requests sent without one on an authenticated connection"
+    cat "$WORK/kerberos_auth.txt"
+fi
 python3 - "$RESULTS" "$CONC" "$DURATION" "$FLOOR_OUT" <<'PY'
 import csv, json, statistics, sys
 
@@ -500,12 +525,12 @@ with open(path) as f:
         }
 
 print(f"\nmTLS proxy comparison: {duration}s per run, {conc} connections (s_time: its own processes), ECDSA P-256 keys")
-hdr = (f"{'rnd':>3} {'generator':<9} {'mode':<10} {'server':<9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+hdr = (f"{'rnd':>3} {'generator':<9} {'mode':<10} {'server':<23} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
        f"{'cpu µs/req':>10} {'user':>6} {'sys':>6} {'backend µs':>10} {'core%':>6} {'gen%':>5} {'res%':>5} {'err':>4}")
 print(hdr)
 print("-" * len(hdr))
 for (rnd, gen, server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][3], kv[0][0], kv[0][2])):
-    print(f"{rnd:>3} {gen:<9} {mode:<10} {server:<9} {v['rate']:>8.0f} {v['p50']:>7.2f} {v['p99']:>7.2f} "
+    print(f"{rnd:>3} {gen:<9} {mode:<10} {server:<23} {v['rate']:>8.0f} {v['p50']:>7.2f} {v['p99']:>7.2f} "
           f"{v['cpu']:>10.1f} {v['user']:>6.1f} {v['sys']:>6.1f} {v['backend']:>10.1f} {v['core']:>6.0f} "
           f"{v['gen']:>5.0f} {v['resumed']:>5.0f} {v['errors']:>4}")
 
@@ -523,6 +548,20 @@ if pairs:
               f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[3] for r in rs):.0f} / {statistics.median(r[4] for r in rs):.0f}")
 else:
     print("\n(no ratios: only one server measured)")
+
+kerberos = {}
+for (rnd, gen, server, mode), v in rows.items():
+    if server.startswith("certgate-kerberos") and (rnd, gen, "certgate", mode) in rows:
+        base = rows[(rnd, gen, "certgate", mode)]
+        kerberos.setdefault((server, gen, mode), []).append((v["cpu"] / base["cpu"] - 1, v["cpu"], base["cpu"]))
+if kerberos:
+    print("\nKerberos to the backend: server CPU per request added over certgate, each round and the spread")
+    print(f"{'server':<23} {'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   kerberos µs / certgate µs (median)")
+    for (server, gen, mode), rs in sorted(kerberos.items()):
+        add = [r[0] for r in rs]
+        print(f"{server:<23} {gen:<9} {mode:<10} {' '.join(f'{100 * x:+.0f}%' for x in add):<28} "
+              f"{100 * statistics.median(add):>+6.1f}% {100 * min(add):>+5.0f}% {100 * max(add):>+5.0f}%   "
+              f"{statistics.median(r[1] for r in rs):.1f} / {statistics.median(r[2] for r in rs):.1f}")
 
 floor = {}
 for line in open(floor_path):
@@ -542,7 +581,7 @@ if floor:
 print("\nnegotiated (certgate bench):")
 for server in sorted({k[2] for k in rows}):
     tls = [v["tls"] for k, v in rows.items() if k[2] == server and v["tls"] != "?"]
-    print(f"  {server:<9} {tls[0] if tls else '?'}")
+    print(f"  {server:<23} {tls[0] if tls else '?'}")
 print("user/sys split cpu µs/req into the proxy's own code and the kernel's work for it (TCP on")
 print("loopback, wakeups, scheduling), which any proxy doing the same 4 segments per request pays.")
 print("core% is the server core (proxy + backend + kernel); near 100 means the server side set the")

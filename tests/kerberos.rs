@@ -363,6 +363,10 @@ async fn explain_shows_the_kerberos_step_and_its_answer() {
                 .contains("HTTP/backend.example.test")
         );
         assert!(offline.to_string().contains("not queried"), "{offline}");
+        assert!(
+            offline.to_string().contains("reuse the connection's logon"),
+            "{offline}"
+        );
         let e = explain_with_directory(&runtime, &chain, &target)
             .await
             .unwrap();

@@ -15,11 +15,17 @@ pub fn describe(runtime: &Runtime, scope: &Scope) -> Option<String> {
         .kerberos
         .as_ref()
         .map_or("", |k| k.settings().realm.as_str());
+    let tokens = if target.persist_auth {
+        "a fresh token on a backend connection's first request and on requests with a body; \
+         body-less requests reuse the connection's logon (persist_auth)"
+    } else {
+        "a fresh token with every request (persist_auth = false)"
+    };
     Some(format!(
         "Authorization: Negotiate to {} (mode {}), principal = the mapped account's \
-         sAMAccountName@{realm}; a refusal answers 401.1 (unknown or disabled account, wrong \
-         password), 500 (delegation refused, unknown SPN) or 503 (KDC unreachable); a backend \
-         reply token that fails mutual authentication answers 502",
+         sAMAccountName@{realm}; {tokens}; a refusal answers 401.1 (unknown or disabled \
+         account, wrong password), 500 (delegation refused, unknown SPN) or 503 (KDC \
+         unreachable); a backend reply token that fails mutual authentication answers 502",
         target.spn,
         target.mode.as_str()
     ))
