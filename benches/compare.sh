@@ -39,7 +39,11 @@
 #      Both need the test KDC's environment:
 #        bash scripts/with-ad.sh bash benches/compare.sh \
 #          -s "certgate certgate-kerberos certgate-kerberos-token" -m keepalive -g certgate -r 3
-#      The summary prints each Kerberos variant's server CPU per request over `certgate`'s.
+#      The summary prints each Kerberos variant's server CPU per request over `certgate`'s, per
+#      round, and each process's certgate_kerberos_backend_auth_total (how=token: tokens made,
+#      one per backend connection with persist_auth; how=connection: requests without one).
+#      benches/kerberos_callgrind.sh counts instructions for the same three variants, which the
+#      neighbours' load does not move. Results: README, "Kerberos to the backend".
 #   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
 #   -m  certgate-bench modes (handshake, resume, keepalive) -s  servers (nginx, certgate)
 #   -g  load generators (default: certgate s_time curl)  -r  rounds (default 1)
@@ -547,7 +551,7 @@ if pairs:
         print(f"{gen:<9} {mode:<10} {' '.join(f'{x:.2f}' for x in cpu):<28} {statistics.median(cpu):>7.2f} "
               f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[3] for r in rs):.0f} / {statistics.median(r[4] for r in rs):.0f}")
 else:
-    print("\n(no ratios: only one server measured)")
+    print("\n(no certgate / nginx ratios: not both measured)")
 
 kerberos = {}
 for (rnd, gen, server, mode), v in rows.items():
@@ -556,10 +560,10 @@ for (rnd, gen, server, mode), v in rows.items():
         kerberos.setdefault((server, gen, mode), []).append((v["cpu"] / base["cpu"] - 1, v["cpu"], base["cpu"]))
 if kerberos:
     print("\nKerberos to the backend: server CPU per request added over certgate, each round and the spread")
-    print(f"{'server':<23} {'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   kerberos µs / certgate µs (median)")
+    print(f"{'server':<23} {'generator':<9} {'mode':<10} {'rounds':<36} {'median':>7} {'min':>6} {'max':>6}   kerberos µs / certgate µs (median)")
     for (server, gen, mode), rs in sorted(kerberos.items()):
         add = [r[0] for r in rs]
-        print(f"{server:<23} {gen:<9} {mode:<10} {' '.join(f'{100 * x:+.0f}%' for x in add):<28} "
+        print(f"{server:<23} {gen:<9} {mode:<10} {' '.join(f'{100 * x:+.0f}%' for x in add):<36} "
               f"{100 * statistics.median(add):>+6.1f}% {100 * min(add):>+5.0f}% {100 * max(add):>+5.0f}%   "
               f"{statistics.median(r[1] for r in rs):.1f} / {statistics.median(r[2] for r in rs):.1f}")
 
