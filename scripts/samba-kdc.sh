@@ -21,7 +21,9 @@
 # HTTP/other.example.test is accepted, so a ticket for the backend SPN gets 401 there (the
 # "bad token" case). Under /bound authentication is connection-bound (GssapiConnectionBound), as
 # IIS keeps a Negotiate connection authenticated: a request without a token on a connection
-# someone authenticated runs as that someone; elsewhere such a request gets 401 (Negotiate). The
+# someone authenticated runs as that someone; elsewhere such a request gets 401 (Negotiate).
+# Under /bound/hint-off responses also say `Persistent-Auth: false` (IIS with authPersistNonNTLM
+# off), which a client must honour by sending a token every time. The
 # access log's last field says whether a request carried a Negotiate token.
 set -euo pipefail
 
@@ -223,6 +225,9 @@ ScriptAliasMatch ^/.*whoami$ @A@/cgi/whoami
 <Location /bound>
     GssapiCredStore keytab:@DIR@/keytabs/backend.keytab
     GssapiConnectionBound On
+</Location>
+<Location /bound/hint-off>
+    Header always set Persistent-Auth false
 </Location>
 CONF
 # setsid: on SIGTERM prefork Apache killpg()s its process group, which under -DFOREGROUND

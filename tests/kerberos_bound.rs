@@ -56,6 +56,28 @@ async fn a_bound_connection_carries_alice_without_a_new_token() {
     }
 }
 
+/// A backend that says `Persistent-Auth: false` with its answer (IIS with `authPersistNonNTLM`
+/// off) gets a token with every request, even where it would keep the connection: a token-less
+/// request to an IIS that also allows anonymous access would run as nobody. The hint is
+/// certgate's business with the backend and does not reach the client.
+#[tokio::test]
+async fn persistent_auth_false_from_the_backend_means_a_token_every_time() {
+    let k = krb_or_skip!();
+    let spn = format!("spn = \"{}\"", k.backend_spn);
+    let env = start(&config(&k, "EXAMPLE\\alice", &spn, "")).await;
+    let mut client = OneConnection::open(&env, &env.pki.alice).await;
+    let path = format!("/bound/hint-off/{}/whoami", std::process::id());
+    for _ in 0..2 {
+        let (status, head, body) = client.get_with_head(&path).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&format!("REMOTE_USER={ALICE}")), "{body}");
+        assert!(head.get("persistent-auth").is_none(), "{head:?}");
+    }
+    let s = stats(&env);
+    assert_eq!((s.tokens, s.bound_requests), (2, 0), "{s:?}");
+    assert_eq!(backend_saw(&k, &path, 2).await, ["token 200", "token 200"]);
+}
+
 /// Without connection-bound authentication (Apache's default) the token-less request gets a
 /// Negotiate 401; certgate resends it once with a token, so the client sees alice, and then
 /// sends this backend tokens straight away instead of wasting a round trip per request.

@@ -121,9 +121,25 @@ pub fn asks_to_negotiate(status: StatusCode, headers: &HeaderMap) -> bool {
             })
 }
 
-/// Removes the Negotiate challenges (certgate's exchange with the backend) from a response that
-/// is passed on; other challenges stay.
+/// The `Persistent-Auth` header ([MS-N2HT] 2.2.1): IIS says with the response that completed
+/// authentication whether the connection stays authenticated (`authPersistNonNTLM`).
+const PERSISTENT_AUTH: &str = "persistent-auth";
+
+/// Whether the backend lets the connection that carried this (authenticated) response stay
+/// logged on. Only an explicit `Persistent-Auth: false` says no ([MS-N2HT] 3.2.5.1); it matters
+/// for a backend that also allows anonymous access, where a token-less request on a connection
+/// it did not keep would be served as nobody instead of refused.
+pub fn keeps_logon(headers: &HeaderMap) -> bool {
+    !headers.get_all(PERSISTENT_AUTH).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("false"))
+    })
+}
+
+/// Removes the Negotiate challenges and the `Persistent-Auth` hint (certgate's exchange with
+/// the backend, not the client's) from a response that is passed on; other challenges stay.
 pub fn strip(headers: &mut HeaderMap) {
+    headers.remove(PERSISTENT_AUTH);
     let kept: Vec<HeaderValue> = headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
@@ -199,9 +215,25 @@ mod tests {
     }
 
     #[test]
+    fn only_an_explicit_persistent_auth_false_says_the_logon_is_not_kept() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(PERSISTENT_AUTH, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(keeps_logon(&HeaderMap::new()));
+        assert!(keeps_logon(&with("true")));
+        assert!(keeps_logon(&with("maybe")));
+        assert!(!keeps_logon(&with("false")));
+        assert!(!keeps_logon(&with(" False ")));
+    }
+
+    #[test]
     fn only_negotiate_challenges_are_stripped() {
         let mut h = headers(&["Negotiate AAAA", "Basic realm=\"x\"", "negotiate"]);
+        h.insert(PERSISTENT_AUTH, HeaderValue::from_static("true"));
         strip(&mut h);
+        assert!(h.get(PERSISTENT_AUTH).is_none());
         let left: Vec<&str> = h
             .get_all(WWW_AUTHENTICATE)
             .iter()

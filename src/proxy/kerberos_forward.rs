@@ -6,8 +6,9 @@
 //!   this user's token, without a new token: no GSS-API call, no KDC.
 //! - If there is no such connection, if the request has a body, or if the backend was seen not
 //!   keeping logons, a fresh token goes along and the response is checked as before (mutual
-//!   authentication, [`super::kerberos::verify`]). A non-401 answer that passed the check marks
-//!   its connection authenticated for the user; the pool never lends that connection to anyone
+//!   authentication, [`super::kerberos::verify`]). A non-401 answer that passed the check, and
+//!   does not say `Persistent-Auth: false` (IIS with `authPersistNonNTLM` off), marks its
+//!   connection authenticated for the user; the pool never lends that connection to anyone
 //!   else (its owner is the principal).
 //! - A token-less request answered with a Negotiate `401` drops the connection's mark and is
 //!   resent once with a fresh token (safe: it has no body); the backend is then remembered not to
@@ -50,6 +51,9 @@ pub(super) async fn forward(
                 conn.site.metrics.backend_latency(elapsed);
                 counter(BackendAuth::Connection);
                 if !mutual::asks_to_negotiate(resp.status(), resp.headers()) {
+                    if !mutual::keeps_logon(resp.headers()) {
+                        mark.clear();
+                    }
                     mutual::strip(resp.headers_mut());
                     return Ok(resp);
                 }
@@ -71,9 +75,10 @@ pub(super) async fn forward(
     let ((mut resp, mark), elapsed) =
         backend_call(conn, backend.send_as(req, Some(&logon.principal))).await?;
     conn.site.metrics.backend_latency(elapsed);
-    let refused = resp.status() == StatusCode::UNAUTHORIZED;
+    // Checked before `verify` strips the hint from what the client gets.
+    let keeps = resp.status() != StatusCode::UNAUTHORIZED && mutual::keeps_logon(resp.headers());
     match kerberos::verify(conn, target, negotiation, &logon.principal, &mut resp).await {
-        Ok(()) if !refused => mark.set(),
+        Ok(()) if keeps => mark.set(),
         Ok(()) => mark.clear(),
         Err(answer) => {
             mark.clear();

@@ -157,12 +157,27 @@ impl OneConnection {
         self.request(path, None, headers).await
     }
 
+    /// A GET's status, response headers and body.
+    pub async fn get_with_head(&mut self, path: &str) -> (u16, http::HeaderMap, String) {
+        self.exchange(path, None, &[]).await
+    }
+
     async fn request(
         &mut self,
         path: &str,
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (u16, String) {
+        let (status, _, body) = self.exchange(path, body, headers).await;
+        (status, body)
+    }
+
+    async fn exchange(
+        &mut self,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, http::HeaderMap, String) {
         let mut req = match body {
             None => Request::get(path),
             Some(_) => Request::post(path).header("content-type", "text/plain"),
@@ -176,8 +191,9 @@ impl OneConnection {
             .unwrap();
         let resp = self.0.send_request(req).await.unwrap();
         let status = resp.status().as_u16();
+        let head = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, head, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// The `REMOTE_USER` the backend reported for a GET (or POST with `body`) that got 200.
