@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod ldap;
 pub mod metrics;
 pub mod ocsp;
+pub mod sweeper;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 use super::cache::{Origin, Slot, Store, Want, unix_now};
 use super::chain::{Link, Step};
 use super::der::{self, Tlv};
+use super::sweeper::{self, Renewal};
 use super::{fetch, metrics};
 
 /// How long a response without nextUpdate is used.
@@ -277,11 +278,25 @@ pub async fn status(
         let Ok(mut map) = store.ocsp.lock() else {
             return Err("OCSP cache unavailable".into());
         };
-        Arc::clone(
-            map.entry((url.to_owned(), id.clone()))
-                .or_insert_with(|| Arc::new(Slot::new())),
-        )
+        let key = (url.to_owned(), id.clone());
+        if !map.contains_key(&key) {
+            sweeper::make_room(&mut *map, sweeper::MAX_OCSP_ANSWERS, "ocsp");
+        }
+        Arc::clone(map.entry(key).or_insert_with(|| Arc::new(Slot::new())))
     };
+    store.ensure_sweeper();
+    let renewed = slot.touch(want, || {
+        let (step, url, want, id) = (step.clone(), url.to_owned(), want.clone(), id.clone());
+        Renewal {
+            want: want.clone(),
+            job: Box::new(move |store: &Arc<Store>| {
+                Box::pin(job(store, &step, &url, &want, id.clone()))
+            }),
+        }
+    });
+    if renewed {
+        store.wake_sweeper();
+    }
     let usable = |c: &CachedOcsp| unix_now() <= c.valid_until;
     let current = match slot.current() {
         Some(c) => Some(c),
@@ -335,7 +350,7 @@ pub async fn status(
 }
 
 /// The state directory file of the answer from `url` about CertID `id`.
-fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
+pub(crate) fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
     let mut key = url.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(id);
@@ -405,6 +420,7 @@ fn job(
                         CertStatus::Unknown => "unknown",
                     },
                 );
+                store.wake_sweeper();
                 Ok(Arc::new(answer))
             }
             Err(e) => {
