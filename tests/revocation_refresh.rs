@@ -389,3 +389,54 @@ async fn entries_no_handshake_uses_are_evicted_and_no_longer_fetched() {
     publish(&[(0xA11, "keyCompromise")]);
     assert_eq!(code(&env, &alice).await, "403.13");
 }
+
+#[tokio::test]
+async fn an_older_ocsp_answer_served_on_refetch_is_refused_and_the_cached_one_keeps_serving() {
+    let pki = Arc::new(Pki::new());
+    let served = tempfile::tempdir().unwrap();
+    let cdp = CdpServer::start(served.path(), 0);
+    let state = tempfile::tempdir().unwrap();
+    let ca = Issued {
+        cert_pem: pki.ca.cert_pem.clone(),
+        key_pem: pki.ca.key_pem(),
+        der: pki.ca.der.clone(),
+    };
+    // "revoked", issued 100 s ago for two minutes: due for a refresh in 8 s, valid 20 s more.
+    let revoked = ocsp_response(
+        &pki.ca,
+        &[(0xB0B, "keyCompromise")],
+        &ca,
+        0xB0B,
+        2,
+        Some("-100s"),
+    );
+    std::fs::write(served.path().join("ocsp"), &revoked).unwrap();
+    let bob = client_cert(&pki, "bob", 0xB0B, &[], &[cdp.url("ocsp")]);
+    let env = Env::start_with(Arc::clone(&pki), &config_with(state.path(), "", "")).await;
+    assert_eq!(code(&env, &bob).await, "403.13");
+
+    // The responder (or someone in the middle) now replays a "good" answer from before the
+    // revocation, still within its validity.
+    let replay = ocsp_response(&pki.ca, &[(0xB0B, "valid")], &ca, 0xB0B, 60, Some("-3m"));
+    std::fs::write(served.path().join("ocsp"), &replay).unwrap();
+    let mut refused = false;
+    for _ in 0..150 {
+        let text = metrics(&env).await;
+        if text
+            .lines()
+            .any(|l| l.starts_with("certgate_revocation_ocsp_rollbacks_refused_total"))
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the older answer was not refused");
+    assert_eq!(
+        code(&env, &bob).await,
+        "403.13",
+        "the replay did not replace"
+    );
+    let (_, detail) = explain(&env, &bob).await;
+    assert!(detail.contains("revoked (OCSP"), "{detail}");
+}

@@ -13,6 +13,10 @@ pub const FETCH_FAILURES: &str = "certgate_revocation_fetch_failures_total";
 /// Refetched CRLs refused because they are older than the cached one (lower cRLNumber), by
 /// `ca`. Each is also counted in [`FETCH_FAILURES`].
 pub const CRL_ROLLBACKS: &str = "certgate_revocation_crl_rollbacks_refused_total";
+/// Fetched OCSP answers refused because they are older than the cached one for the same
+/// certificate (earlier thisUpdate or producedAt), by `ca`. Each is also counted in
+/// [`FETCH_FAILURES`].
+pub const OCSP_ROLLBACKS: &str = "certgate_revocation_ocsp_rollbacks_refused_total";
 /// OCSP answers, by `ca` and `outcome` (`good`, `revoked`, `unknown`, `invalid`).
 pub const OCSP_OUTCOMES: &str = "certgate_revocation_ocsp_responses_total";
 /// Background refreshes started by the sweeper, by `kind` (`crl`, `ocsp`) and `outcome` (`ok`,
@@ -44,6 +48,11 @@ pub fn fetch_failed(ca: &str, kind: &'static str) {
 /// Records a refused CRL rollback.
 pub fn crl_rollback(ca: &str) {
     metrics::counter!(CRL_ROLLBACKS, "ca" => ca.to_owned()).increment(1);
+}
+
+/// Records a refused OCSP rollback.
+pub fn ocsp_rollback(ca: &str) {
+    metrics::counter!(OCSP_ROLLBACKS, "ca" => ca.to_owned()).increment(1);
 }
 
 /// Records an OCSP outcome.

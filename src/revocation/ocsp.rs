@@ -52,6 +52,8 @@ pub struct CachedOcsp {
     pub status: CertStatus,
     /// thisUpdate, Unix seconds.
     pub this_update: i64,
+    /// producedAt, Unix seconds.
+    pub produced_at: i64,
     /// Until when it may be used, Unix seconds.
     pub valid_until: i64,
     /// When it was fetched (or read back).
@@ -210,7 +212,10 @@ fn read_single(tbs: Tlv<'_>, step: &Step, now: i64) -> Result<CachedOcsp, OcspEr
     // version [0] is optional; responderID is [1] or [2]; then producedAt, responses.
     let mut rest = fields.iter().skip_while(|t| t.tag == 0xa0);
     let _responder_id = need(rest.next())?;
-    let _produced_at = need(rest.next())?;
+    let produced_at = need(rest.next())?;
+    let produced_at = ASN1Time::from_der(produced_at.raw)
+        .map(|(_, t)| t.timestamp())
+        .map_err(|_| OcspError::Malformed)?;
     let responses = need(rest.next().filter(|t| t.tag == 0x30))?;
     let want_id = cert_id(step);
     let (want, _) = need(der::read(&want_id))?;
@@ -254,6 +259,7 @@ fn read_single(tbs: Tlv<'_>, step: &Step, now: i64) -> Result<CachedOcsp, OcspEr
         return Ok(CachedOcsp {
             status,
             this_update,
+            produced_at,
             valid_until,
             obtained: now,
             origin: Origin::Fetched,
@@ -349,6 +355,19 @@ pub async fn status(
     })
 }
 
+/// Whether `answer` is older than the answer cached for the same responder and certificate (an
+/// earlier thisUpdate, or the same thisUpdate produced earlier): a replayed answer, e.g. a
+/// "good" from before the revocation, which must not replace a newer one (as a CRL with a
+/// lower number does not, see [`super::crl::Crl::older_than`]).
+fn rolled_back(store: &Store, url: &str, id: &[u8], answer: &CachedOcsp) -> bool {
+    let cached = store.ocsp.lock().ok().and_then(|map| {
+        map.get(&(url.to_owned(), id.to_vec()))
+            .and_then(|slot| slot.current())
+    });
+    cached
+        .is_some_and(|c| (answer.this_update, answer.produced_at) < (c.this_update, c.produced_at))
+}
+
 /// The state directory file of the answer from `url` about CertID `id`.
 pub(crate) fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
     let mut key = url.as_bytes().to_vec();
@@ -406,6 +425,16 @@ fn job(
             e.to_string()
         })?;
         match verify_response(&body, &step, &want.keys, unix_now()) {
+            Ok(answer) if rolled_back(&store, &url, &id, &answer) => {
+                metrics::ocsp_rollback(&want.label);
+                metrics::fetch_failed(&want.label, "ocsp");
+                tracing::warn!(url = %url, "OCSP response older than the cached one refused");
+                Err(format!(
+                    "OCSP {url}: the answer (thisUpdate {}, producedAt {}) is older than the \
+                     cached one: refused as a rollback, the cached one keeps serving",
+                    answer.this_update, answer.produced_at
+                ))
+            }
             Ok(answer) => {
                 if let Some(path) = state_file(&store, &url, &id) {
                     let _ =
