@@ -113,6 +113,11 @@ impl Revocation {
         &self.anchors
     }
 
+    /// The configured CRL files (`crl = [...]`).
+    pub fn files(&self) -> &[FileCrl] {
+        &self.files
+    }
+
     /// What [`Self::check`] would consult for `chain`, without fetching anything: per
     /// certificate, the configured CRL files of its issuer, its CDPs and OCSP responders.
     pub fn describe(&self, chain: &[CertificateDer<'_>]) -> String {
