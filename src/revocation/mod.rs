@@ -465,13 +465,5 @@ fn ca_label(anchor: &Link) -> String {
 }
 
 fn short_subject(link: &Link) -> String {
-    x509_parser::parse_x509_certificate(&link.der)
-        .ok()
-        .and_then(|(_, c)| {
-            c.subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
-        })
-        .unwrap_or_else(|| link.subject_text.clone())
+    link.common_name.clone()
 }

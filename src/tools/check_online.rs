@@ -334,13 +334,5 @@ fn time(unix: i64) -> String {
 
 /// A certificate's common name (its whole subject when it has none).
 fn common_name(link: &Link) -> String {
-    x509_parser::parse_x509_certificate(&link.der)
-        .ok()
-        .and_then(|(_, c)| {
-            c.subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
-        })
-        .unwrap_or_else(|| link.subject_text.clone())
+    link.common_name.clone()
 }
