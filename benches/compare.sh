@@ -44,6 +44,11 @@
 #      one per backend connection with persist_auth; how=connection: requests without one).
 #      benches/kerberos_callgrind.sh counts instructions for the same three variants, which the
 #      neighbours' load does not move. Results: README, "Kerberos to the backend".
+#   -s certgate-revocation: certgate checking revocation as IIS does (`check = "chain"`): its
+#      client certificate names a CRL Distribution Point served by a local HTTP server (python3,
+#      on the backend core) with a 1,000-entry CRL; the cache is warm before measuring (the
+#      warm-up fetches it, the script checks the CDP was asked). Compare with plain certgate:
+#        bash benches/compare.sh -s "certgate certgate-revocation" -m handshake -r 3
 #   -d  seconds per measurement (default 10)      -c  concurrent connections (default 16)
 #   -m  certgate-bench modes (handshake, resume, keepalive) -s  servers (nginx, certgate)
 #   -g  load generators (default: certgate s_time curl)  -r  rounds (default 1)
@@ -101,6 +106,7 @@ NGINX_PORT=$PORT_BASE
 CERTGATE_PORT=$((PORT_BASE + 1))
 BACKEND_PORT=$((PORT_BASE + 2))
 ADMIN_PORT=$((PORT_BASE + 3))
+CDP_PORT=$((PORT_BASE + 4))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -155,7 +161,7 @@ wait_port() {
     die "$name did not listen on 127.0.0.1:$port within 10 s"
 }
 
-for port in "$NGINX_PORT" "$CERTGATE_PORT" "$BACKEND_PORT" "$ADMIN_PORT"; do
+for port in "$NGINX_PORT" "$CERTGATE_PORT" "$BACKEND_PORT" "$ADMIN_PORT" "$CDP_PORT"; do
     port_free "$port" || die "port $port is in use; set PORT_BASE"
 done
 
@@ -184,6 +190,20 @@ mkdir -p "$WORK/pki"
     openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt \
         -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n') \
         2>/dev/null
+    # The same key again, in a certificate that names a CRL Distribution Point (certgate-revocation),
+    # and the CA's CRL listing 1,000 other serials, made by `openssl ca -gencrl`.
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client-rev.crt \
+        -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\ncrlDistributionPoints=URI:http://127.0.0.1:%s/ca.crl\n' "$CDP_PORT") \
+        2>/dev/null
+    python3 -c "
+for i in range(1000):
+    print(f'R\t301231000000Z\t240101000000Z,keyCompromise\t{0x100000 + i:X}\tunknown\t/CN=r{i}')
+" >index.txt
+    echo 01 >crlnumber
+    printf '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\ncrl_extensions = e\n[e]\nauthorityKeyIdentifier = keyid:always\n' >ca.cnf
+    mkdir -p cdp
+    openssl ca -batch -config ca.cnf -gencrl -keyfile ca.key -cert ca.crt -out crl.pem 2>/dev/null
+    openssl crl -in crl.pem -outform DER -out cdp/ca.crl
 )
 PKI=$WORK/pki
 
@@ -242,6 +262,15 @@ case $BACKEND in
 esac
 wait_port "$BACKEND_PORT" "$BACKEND_PID" backend
 
+# --- the CRL distribution point (certgate-revocation) -------------------------------------------
+if [[ " $SERVERS " == *" certgate-revocation "* ]]; then
+    taskset -c "$BACKEND_CPU" python3 -m http.server --bind 127.0.0.1 --directory "$PKI/cdp" "$CDP_PORT" \
+        >"$WORK/cdp.log" 2>&1 &
+    CDP_PID=$!
+    PIDS+=("$CDP_PID")
+    wait_port "$CDP_PORT" "$CDP_PID" cdp
+fi
+
 # --- the two proxies --------------------------------------------------------------------------
 declare -A SERVER_PID SERVER_PORT
 
@@ -274,7 +303,12 @@ start_nginx_proxy() {
 }
 
 start_certgate_proxy() {
-    local name=${1:-certgate} kerberos= target= user='BENCH\\client'
+    local name=${1:-certgate} kerberos= target= user='BENCH\\client' client=client revocation=
+    if [[ $name == certgate-revocation ]]; then
+        client=client-rev
+        revocation='[site.revocation]
+check = "chain"'
+    fi
     if [[ $name == certgate-kerberos* ]]; then
         [[ -n ${KRB_BACKEND_SPN:-} && -n ${KRB5_CONFIG:-} ]] ||
             die "certgate-kerberos needs the test KDC: run under scripts/with-ad.sh"
@@ -322,8 +356,9 @@ enabled = true
 
 [[site.iis_client_certificate_mapping_authentication.one_to_one_mappings]]
 user_name = "$user"
-certificate_file = "$PKI/client.crt"
+certificate_file = "$PKI/$client.crt"
 $target
+$revocation
 EOF
     RUST_LOG=$CERTGATE_LOG taskset -c "$SERVER_CPU" "$CERTGATE_BIN" run -c "$WORK/certgate.toml" \
         >"$WORK/certgate.log" 2>&1 &
@@ -359,7 +394,7 @@ bench() {
     local port=$1 mode=$2 secs=$3 kx=()
     [[ -n $KX_GROUPS ]] && kx=(--kx-groups "$KX_GROUPS")
     taskset -c "$GEN_CPU" "$CERTGATE_BIN" bench "https://localhost:$port/" \
-        --cert "$PKI/client.crt" --key "$PKI/client.key" --ca "$PKI/ca.crt" \
+        --cert "$PKI/$CLIENT.crt" --key "$PKI/client.key" --ca "$PKI/ca.crt" \
         --mode "$mode" -c "$CONC" -d "$secs" "${kx[@]}" --json --quiet
 }
 
@@ -370,7 +405,7 @@ gen_s_time() {
     local port=$1 secs=$2 i pids=() ok=0 n
     for i in $(seq "$S_TIME_PROCS"); do
         taskset -c "$GEN_CPU" openssl s_time -connect "127.0.0.1:$port" -new -tls1_3 -time "$secs" \
-            -cert "$PKI/client.crt" -key "$PKI/client.key" -CAfile "$PKI/ca.crt" \
+            -cert "$PKI/$CLIENT.crt" -key "$PKI/client.key" -CAfile "$PKI/ca.crt" \
             >"$WORK/s_time.$i.out" 2>&1 &
         pids+=($!)
     done
@@ -392,7 +427,7 @@ gen_curl() {
     t0=$(date +%s.%N)
     taskset -c "$GEN_CPU" timeout 300 curl -s -Z --parallel-max "$CONC" --http1.1 \
         --no-sessionid --tlsv1.3 ${KX_GROUPS:+--curves "$KX_GROUPS"} \
-        -H 'Connection: close' --cacert "$PKI/ca.crt" --cert "$PKI/client.crt" --key "$PKI/client.key" \
+        -H 'Connection: close' --cacert "$PKI/ca.crt" --cert "$PKI/$CLIENT.crt" --key "$PKI/client.key" \
         -o /dev/null -w '%{http_code}\n' "https://localhost:$port/[1-$n]" \
         >"$WORK/curl.out" 2>/dev/null || true
     t1=$(date +%s.%N)
@@ -417,12 +452,22 @@ generate() {
 RESULTS=$WORK/results.tsv
 printf 'round\tgenerator\tserver\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
 
+CLIENT=client
 for round in $(seq "$ROUNDS"); do
 for server in $SERVERS; do
+    CLIENT=client
     case $server in
         nginx) start_nginx_proxy ;;
-        certgate | certgate-kerberos | certgate-kerberos-token)
-            start_certgate_proxy "$server" || continue ;;
+        certgate | certgate-kerberos | certgate-kerberos-token) start_certgate_proxy "$server" || continue ;;
+        certgate-revocation)
+            start_certgate_proxy "$server" || continue
+            CLIENT=client-rev
+            # Warm the cache: one request, which must pass and must have fetched the CRL.
+            code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.crt" --cert "$PKI/$CLIENT.crt" \
+                --key "$PKI/client.key" "https://localhost:$CERTGATE_PORT/" || true)
+            [[ $code == 200 ]] || die "certgate-revocation answered $code; see $WORK/certgate.log"
+            grep -q 'GET /ca.crl' "$WORK/cdp.log" || die "certgate-revocation did not fetch the CRL"
+            ;;
         *) die "unknown server $server" ;;
     esac
     for generator in $GENERATORS; do
@@ -461,6 +506,7 @@ PROFILE_OUT=$WORK/profile.txt
 : >"$PROFILE_OUT"
 if [[ $PROFILE == 1 ]]; then
     command -v perf >/dev/null || die "perf not found (apt-get install linux-perf)"
+    CLIENT=client
     start_certgate_proxy
     profiles=()
     # Each generator in turn on the same certgate process, so the buckets compare like with like.
@@ -550,22 +596,24 @@ if pairs:
         cpu = [r[0] for r in rs]
         print(f"{gen:<9} {mode:<10} {' '.join(f'{x:.2f}' for x in cpu):<28} {statistics.median(cpu):>7.2f} "
               f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[3] for r in rs):.0f} / {statistics.median(r[4] for r in rs):.0f}")
-else:
-    print("\n(no certgate / nginx ratios: not both measured)")
+elif not any(k[2].startswith("certgate-") for k in rows):
+    print("\n(no ratios: only one server measured)")
 
-kerberos = {}
-for (rnd, gen, server, mode), v in rows.items():
-    if server.startswith("certgate-kerberos") and (rnd, gen, "certgate", mode) in rows:
-        base = rows[(rnd, gen, "certgate", mode)]
-        kerberos.setdefault((server, gen, mode), []).append((v["cpu"] / base["cpu"] - 1, v["cpu"], base["cpu"]))
-if kerberos:
-    print("\nKerberos to the backend: server CPU per request added over certgate, each round and the spread")
-    print(f"{'server':<23} {'generator':<9} {'mode':<10} {'rounds':<36} {'median':>7} {'min':>6} {'max':>6}   kerberos µs / certgate µs (median)")
-    for (server, gen, mode), rs in sorted(kerberos.items()):
-        add = [r[0] for r in rs]
-        print(f"{server:<23} {gen:<9} {mode:<10} {' '.join(f'{100 * x:+.0f}%' for x in add):<36} "
-              f"{100 * statistics.median(add):>+6.1f}% {100 * min(add):>+5.0f}% {100 * max(add):>+5.0f}%   "
-              f"{statistics.median(r[1] for r in rs):.1f} / {statistics.median(r[2] for r in rs):.1f}")
+# A certgate variant (certgate-revocation, certgate-kerberos) against plain certgate, same rounds.
+for variant in sorted({k[2] for k in rows if k[2].startswith("certgate-")}):
+    extra = {}
+    for (rnd, gen, server, mode), v in rows.items():
+        if server == variant and (rnd, gen, "certgate", mode) in rows:
+            base = rows[(rnd, gen, "certgate", mode)]
+            extra.setdefault((gen, mode), []).append((v["cpu"] / base["cpu"], v["cpu"], base["cpu"]))
+    if not extra:
+        continue
+    print(f"\n{variant} / certgate server CPU per request, each round and the spread (1.05 = 5% more)")
+    print(f"{'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   {variant} µs / certgate µs (median)")
+    for (gen, mode), rs in sorted(extra.items()):
+        cpu = [r[0] for r in rs]
+        print(f"{gen:<9} {mode:<10} {' '.join(f'{x:.3f}' for x in cpu):<28} {statistics.median(cpu):>7.3f} "
+              f"{min(cpu):>6.3f} {max(cpu):>6.3f}   {statistics.median(r[1] for r in rs):.0f} / {statistics.median(r[2] for r in rs):.0f}")
 
 floor = {}
 for line in open(floor_path):

@@ -212,3 +212,56 @@ fn urls_whose_issuer_is_not_configured_are_not_fetched() {
     );
     assert!(text.contains("0 URL(s) checked, 0 failed"), "{text}");
 }
+
+#[test]
+fn configured_crl_files_are_verified_and_reported_one_line_each() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write(dir.path());
+    // Same name as the configured CA, another key: its signature cannot verify.
+    let impostor = Authority::new("Example Test CA").unwrap();
+    std::fs::write(dir.path().join("good.crl"), pki.ca.crl(&[7], 7).unwrap()).unwrap();
+    std::fs::write(dir.path().join("expired.crl"), pki.ca.crl(&[], -1).unwrap()).unwrap();
+    std::fs::write(dir.path().join("forged.crl"), impostor.crl(&[], 7).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("other.crl"),
+        pki.other_ca.crl(&[], 7).unwrap(),
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let text = config(state.path(), "ca.crt").replace(
+        "client_ca = [\"ca.crt\"]",
+        "client_ca = [\"ca.crt\"]\ncrl = [\"good.crl\", \"expired.crl\", \"forged.crl\", \"other.crl\"]",
+    );
+    let (ok, text) = check_online(dir.path(), &text);
+    assert!(!ok, "failed CRL files make the check fail: {text}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!("CRL file {name}:")))
+            .unwrap_or_else(|| panic!("no line for {name}: {text}"))
+            .to_owned()
+    };
+    let good = line("good.crl");
+    assert!(
+        good.contains(": OK: ")
+            && good.contains("1 entry, signature verified with 'Example Test CA'")
+            && good.contains("nextUpdate 20"),
+        "{good}"
+    );
+    assert!(
+        line("expired.crl").contains(": FAILED: EXPIRED: past its nextUpdate"),
+        "{text}"
+    );
+    assert!(
+        line("forged.crl").contains(": FAILED: signature does not verify"),
+        "{text}"
+    );
+    assert!(
+        line("other.crl").contains(": FAILED: its issuer is not among the configured client_ca"),
+        "{text}"
+    );
+    assert!(
+        text.contains("online: 4 CRL file(s) checked, 3 failed"),
+        "{text}"
+    );
+}

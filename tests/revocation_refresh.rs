@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use certgate::pki::Issued;
 use support::revocation::{
-    CdpServer, CrlSpec, OcspResponder, OpensslCa, client_cert, code, site_config,
+    CdpServer, CrlSpec, OcspResponder, OpensslCa, client_cert, code, explain, ocsp_response,
+    site_config,
 };
 use support::{Env, Pki};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -229,4 +230,213 @@ async fn a_restart_with_the_ocsp_responder_down_serves_the_persisted_answers() {
     assert_eq!(get(addr, &alice).await, "403.13", "tampered: not used");
     third.kill().await.unwrap();
     backend_stop.cancel();
+}
+
+/// [`site_config`] with an admin listener (for `/metrics`) and `[revocation]` `extra` lines.
+fn config_with(state: &std::path::Path, revocation: &str, site: &str) -> String {
+    site_config(state, site)
+        .replace(
+            "backend_response_timeout = \"2s\"",
+            "backend_response_timeout = \"2s\"\nadmin_listen = \"127.0.0.1:0\"",
+        )
+        .replace(
+            "max_crl_bytes = 1048576",
+            &format!("max_crl_bytes = 1048576\n{revocation}"),
+        )
+}
+
+/// Files in the state directory.
+fn state_files(state: &std::path::Path) -> Vec<Vec<u8>> {
+    std::fs::read_dir(state)
+        .map(|d| {
+            d.filter_map(|f| std::fs::read(f.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to `secs` for `cond`.
+async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 10 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cond()
+}
+
+#[tokio::test]
+async fn crls_and_ocsp_answers_are_refreshed_in_the_background_without_handshakes() {
+    let pki = Arc::new(Pki::new());
+    let openssl = OpensslCa::new(&pki.ca);
+    let served = tempfile::tempdir().unwrap();
+    let mut cdp = CdpServer::start(served.path(), 0);
+    let state = tempfile::tempdir().unwrap();
+    let ca = Issued {
+        cert_pem: pki.ca.cert_pem.clone(),
+        key_pem: pki.ca.key_pem(),
+        der: pki.ca.der.clone(),
+    };
+    // A CRL with a short life (in its last minute: due for refresh) and an OCSP answer valid
+    // ten more seconds (issued 50 s ago for a minute: due in four).
+    openssl.crl(
+        &CrlSpec {
+            number: 1,
+            next_update: 40,
+            ..CrlSpec::default()
+        },
+        &served.path().join("ca.crl"),
+    );
+    let good = ocsp_response(&pki.ca, &[(0xB0B, "valid")], &ca, 0xB0B, 1, Some("-50s"));
+    std::fs::write(served.path().join("ocsp"), &good).unwrap();
+    let alice = client_cert(&pki, "alice", 0xA11, &[cdp.url("ca.crl")], &[]);
+    let bob = client_cert(&pki, "bob", 0xB0B, &[], &[cdp.url("ocsp")]);
+    let env = Env::start_with(Arc::clone(&pki), &config_with(state.path(), "", "")).await;
+    assert_eq!(code(&env, &alice).await, "200");
+    assert_eq!(code(&env, &bob).await, "200");
+
+    // The CA revokes both; no handshake from now on until the proxy has the news.
+    let revoked_crl = served.path().join("next.crl");
+    openssl.crl(
+        &CrlSpec {
+            entries: &[(0xA11, "keyCompromise")],
+            number: 2,
+            next_update: 600,
+            ..CrlSpec::default()
+        },
+        &revoked_crl,
+    );
+    let revoked_crl = std::fs::read(&revoked_crl).unwrap();
+    std::fs::write(served.path().join("ca.crl"), &revoked_crl).unwrap();
+    let revoked = ocsp_response(&pki.ca, &[(0xB0B, "keyCompromise")], &ca, 0xB0B, 60, None);
+    std::fs::write(served.path().join("ocsp"), &revoked).unwrap();
+    let fetched = eventually(20, || {
+        let files = state_files(state.path());
+        files.contains(&revoked_crl) && files.contains(&revoked)
+    })
+    .await;
+    let files = state_files(state.path());
+    assert!(
+        fetched,
+        "the sweeper did not fetch the new CRL ({}) or the new answer ({})",
+        files.contains(&revoked_crl),
+        files.contains(&revoked)
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The distribution point and responder go away: the proxy already knows.
+    cdp.stop();
+    assert_eq!(code(&env, &alice).await, "403.13", "revoked on the new CRL");
+    assert_eq!(
+        code(&env, &bob).await,
+        "403.13",
+        "revoked by the new answer"
+    );
+    let (_, detail) = explain(&env, &alice).await;
+    assert!(detail.contains("revoked (CRL"), "{detail}");
+    let (_, detail) = explain(&env, &bob).await;
+    assert!(detail.contains("revoked (OCSP"), "{detail}");
+    let text = metrics(&env).await;
+    for kind in ["crl", "ocsp"] {
+        let line = format!(
+            "certgate_revocation_background_refreshes_total{{kind=\"{kind}\",outcome=\"ok\"}}"
+        );
+        assert!(text.lines().any(|l| l.starts_with(&line)), "{line}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn entries_no_handshake_uses_are_evicted_and_no_longer_fetched() {
+    let pki = Arc::new(Pki::new());
+    let openssl = OpensslCa::new(&pki.ca);
+    let served = tempfile::tempdir().unwrap();
+    let cdp = CdpServer::start(served.path(), 0);
+    let state = tempfile::tempdir().unwrap();
+    let publish = |entries| {
+        openssl.crl(
+            &CrlSpec {
+                entries,
+                ..CrlSpec::default()
+            },
+            &served.path().join("ca.crl"),
+        );
+    };
+    publish(&[]);
+    let alice = client_cert(&pki, "alice", 0xA11, &[cdp.url("ca.crl")], &[]);
+    let config = config_with(state.path(), "evict_unused_after = \"2s\"", "");
+    let env = Env::start_with(Arc::clone(&pki), &config).await;
+    assert_eq!(code(&env, &alice).await, "200");
+    assert_eq!(state_files(state.path()).len(), 1, "the CRL is persisted");
+
+    // Unused for 2 s: dropped from the cache, its state file deleted, and not fetched again.
+    let gone = eventually(10, || state_files(state.path()).is_empty()).await;
+    assert!(gone, "the unused CRL was not evicted");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        state_files(state.path()).is_empty(),
+        "fetched after eviction"
+    );
+    let text = metrics(&env).await;
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "certgate_revocation_cache_evictions_total{kind=\"crl\",reason=\"unused\"}"
+        )),
+        "{text}"
+    );
+
+    // The next handshake fetches it anew (the evicted 7-day CRL would have said "good").
+    publish(&[(0xA11, "keyCompromise")]);
+    assert_eq!(code(&env, &alice).await, "403.13");
+}
+
+#[tokio::test]
+async fn an_older_ocsp_answer_served_on_refetch_is_refused_and_the_cached_one_keeps_serving() {
+    let pki = Arc::new(Pki::new());
+    let served = tempfile::tempdir().unwrap();
+    let cdp = CdpServer::start(served.path(), 0);
+    let state = tempfile::tempdir().unwrap();
+    let ca = Issued {
+        cert_pem: pki.ca.cert_pem.clone(),
+        key_pem: pki.ca.key_pem(),
+        der: pki.ca.der.clone(),
+    };
+    // "revoked", issued 100 s ago for two minutes: due for a refresh in 8 s, valid 20 s more.
+    let revoked = ocsp_response(
+        &pki.ca,
+        &[(0xB0B, "keyCompromise")],
+        &ca,
+        0xB0B,
+        2,
+        Some("-100s"),
+    );
+    std::fs::write(served.path().join("ocsp"), &revoked).unwrap();
+    let bob = client_cert(&pki, "bob", 0xB0B, &[], &[cdp.url("ocsp")]);
+    let env = Env::start_with(Arc::clone(&pki), &config_with(state.path(), "", "")).await;
+    assert_eq!(code(&env, &bob).await, "403.13");
+
+    // The responder (or someone in the middle) now replays a "good" answer from before the
+    // revocation, still within its validity.
+    let replay = ocsp_response(&pki.ca, &[(0xB0B, "valid")], &ca, 0xB0B, 60, Some("-3m"));
+    std::fs::write(served.path().join("ocsp"), &replay).unwrap();
+    let mut refused = false;
+    for _ in 0..150 {
+        let text = metrics(&env).await;
+        if text
+            .lines()
+            .any(|l| l.starts_with("certgate_revocation_ocsp_rollbacks_refused_total"))
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the older answer was not refused");
+    assert_eq!(
+        code(&env, &bob).await,
+        "403.13",
+        "the replay did not replace"
+    );
+    let (_, detail) = explain(&env, &bob).await;
+    assert!(detail.contains("revoked (OCSP"), "{detail}");
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::crl::{Crl, sha256};
 use super::fetch::{self, Limits};
 use super::metrics;
+use super::sweeper::{self, Renewal};
 
 /// Where a cached CRL came from, for `explain` and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,13 @@ pub struct Slot<T> {
     fetching: AtomicBool,
     done: watch::Sender<u64>,
     last_error: Mutex<Option<String>>,
+    /// When a handshake last used it (Unix seconds); the sweeper evicts long-unused slots.
+    last_used: AtomicI64,
+    /// When the sweeper last started a refresh of it (Unix seconds), to space its retries.
+    pub(crate) attempted: AtomicI64,
+    /// How the sweeper refreshes it: set by the last handshake that used it (none while only
+    /// `cached_only` sites did).
+    renewal: Mutex<Option<Arc<Renewal<T>>>>,
 }
 
 impl<T: Send + Sync + 'static> Default for Slot<T> {
@@ -62,7 +70,49 @@ impl<T: Send + Sync + 'static> Slot<T> {
             fetching: AtomicBool::new(false),
             done: watch::channel(0).0,
             last_error: Mutex::new(None),
+            last_used: AtomicI64::new(unix_now()),
+            attempted: AtomicI64::new(0),
+            renewal: Mutex::new(None),
         }
+    }
+
+    /// Records a use by a handshake wanting `want`; unless it is `cached_only`, the sweeper
+    /// will refresh the slot with `make`'s job (rebuilt only when the wants changed, e.g.
+    /// after a reload with a renewed CA).
+    /// Returns whether the renewal changed (the sweeper should look at the slot soon).
+    pub(crate) fn touch(&self, want: &Want, make: impl FnOnce() -> Renewal<T>) -> bool {
+        self.last_used.store(unix_now(), Ordering::Relaxed);
+        if want.cached_only {
+            return false;
+        }
+        if let Ok(mut renewal) = self.renewal.lock()
+            && renewal.as_ref().is_none_or(|r| r.want != *want)
+        {
+            *renewal = Some(Arc::new(make()));
+            return true;
+        }
+        false
+    }
+
+    /// Whether a fetch is running.
+    pub(crate) fn is_fetching(&self) -> bool {
+        self.fetching.load(Ordering::Acquire)
+    }
+
+    /// Pretends a last use at `at` (Unix seconds).
+    #[cfg(test)]
+    pub(crate) fn used_at(&self, at: i64) {
+        self.last_used.store(at, Ordering::Relaxed);
+    }
+
+    /// When a handshake last used it (Unix seconds).
+    pub(crate) fn last_used(&self) -> i64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// The sweeper's way to refresh it, when a handshake registered one.
+    pub(crate) fn renewal(&self) -> Option<Arc<Renewal<T>>> {
+        self.renewal.lock().ok().and_then(|r| r.clone())
     }
 
     /// The current value.
@@ -88,29 +138,39 @@ impl<T: Send + Sync + 'static> Slot<T> {
         Fut: Future<Output = Result<Arc<T>, String>> + Send + 'static,
     {
         let mut done = self.done.subscribe();
-        if !self.fetching.swap(true, Ordering::AcqRel) {
-            let slot = Arc::clone(self);
-            let fut = job();
-            tokio::spawn(async move {
-                let result = fut.await;
-                if let Ok(mut last) = slot.last_error.lock() {
-                    *last = result.as_ref().err().cloned();
-                }
-                if let Ok(value) = result {
-                    slot.current.store(Some(value));
-                }
-                slot.fetching.store(false, Ordering::Release);
-                slot.done.send_modify(|n| *n = n.wrapping_add(1));
-            });
-        }
+        self.start(job);
         if let Some(wait) = wait {
             let _ = tokio::time::timeout(wait, done.changed()).await;
         }
     }
+
+    /// Starts `job` on its own task unless a fetch is already running; `false` when one was.
+    pub fn start<Fut>(self: &Arc<Self>, job: impl FnOnce() -> Fut) -> bool
+    where
+        Fut: Future<Output = Result<Arc<T>, String>> + Send + 'static,
+    {
+        if self.fetching.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let slot = Arc::clone(self);
+        let fut = job();
+        tokio::spawn(async move {
+            let result = fut.await;
+            if let Ok(mut last) = slot.last_error.lock() {
+                *last = result.as_ref().err().cloned();
+            }
+            if let Ok(value) = result {
+                slot.current.store(Some(value));
+            }
+            slot.fetching.store(false, Ordering::Release);
+            slot.done.send_modify(|n| *n = n.wrapping_add(1));
+        });
+        true
+    }
 }
 
 /// What a caller needs from a CRL URL.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Want {
     /// The issuing CA's name (DER): the CRL must be issued by it.
     pub issuer: Vec<u8>,
@@ -134,9 +194,22 @@ pub struct Store {
     limits: Limits,
     state_dir: Option<PathBuf>,
     ldap: Option<Arc<super::ldap::LdapSource>>,
-    crls: Mutex<HashMap<String, Arc<Slot<CachedCrl>>>>,
+    /// CRLs, by URL.
+    pub(crate) crls: Mutex<HashMap<String, Arc<Slot<CachedCrl>>>>,
     /// OCSP responses, by responder URL and CertID.
     pub(crate) ocsp: Mutex<HashMap<OcspKey, Arc<Slot<super::ocsp::CachedOcsp>>>>,
+    /// Whether the background sweeper ([`sweeper`]) was started.
+    sweeping: AtomicBool,
+    /// Stops the sweeper when the cache is dropped (a reload that changed its settings).
+    stop: tokio_util::sync::CancellationToken,
+    /// Wakes the sweeper early: a slot got a new renewal.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -168,7 +241,28 @@ impl Store {
             ldap,
             crls: Mutex::new(HashMap::new()),
             ocsp: Mutex::new(HashMap::new()),
+            sweeping: AtomicBool::new(false),
+            stop: tokio_util::sync::CancellationToken::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Starts the background sweeper of this cache once, on the current tokio runtime (the
+    /// first use by a handshake starts it, so a cache only loaded by a tool does not).
+    pub(crate) fn ensure_sweeper(self: &Arc<Self>) {
+        if self.sweeping.load(Ordering::Relaxed) || self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            sweeper::spawn(self, self.stop.clone(), Arc::clone(&self.wake));
+        } else {
+            self.sweeping.store(false, Ordering::Release);
+        }
+    }
+
+    /// Has the sweeper look at the cache now.
+    pub(crate) fn wake_sweeper(&self) {
+        self.wake.notify_one();
     }
 
     /// The fetch limits.
@@ -180,6 +274,10 @@ impl Store {
         let Ok(mut map) = self.crls.lock() else {
             return Arc::new(Slot::new());
         };
+        if let Some(slot) = map.get(url) {
+            return Arc::clone(slot);
+        }
+        sweeper::make_room(&mut *map, sweeper::MAX_CRL_URLS, "crl");
         Arc::clone(
             map.entry(url.to_owned())
                 .or_insert_with(|| Arc::new(Slot::new())),
@@ -204,6 +302,17 @@ impl Store {
     /// A usable CRL from `url` for `want`: cached, persisted, or fetched within the timeout.
     pub async fn crl(self: &Arc<Self>, url: &str, want: &Want) -> Result<Arc<CachedCrl>, String> {
         let slot = self.slot(url);
+        self.ensure_sweeper();
+        let renewed = slot.touch(want, || {
+            let (url, want) = (url.to_owned(), want.clone());
+            Renewal {
+                want: want.clone(),
+                job: Box::new(move |store: &Arc<Store>| Box::pin(store.job(&url, &want))),
+            }
+        });
+        if renewed {
+            self.wake_sweeper();
+        }
         let now = unix_now();
         let usable = |c: &CachedCrl| -> Result<(), String> {
             if c.crl.issuer != want.issuer {
@@ -260,7 +369,7 @@ impl Store {
     }
 
     /// The fetch job for `url`: download, parse off the async workers, verify, persist.
-    fn job(
+    pub(crate) fn job(
         self: &Arc<Self>,
         url: &str,
         want: &Want,
@@ -270,6 +379,10 @@ impl Store {
         let want = want.clone();
         async move {
             let result = store.fetch_crl(&url, &want).await;
+            if result.is_ok() {
+                // The sweeper schedules the next refresh from the new CRL's dates.
+                store.wake_sweeper();
+            }
             match &result {
                 Ok(c) => metrics::crl_fetched(&want.label, &c.crl),
                 Err(_) => metrics::fetch_failed(&want.label, "crl"),
@@ -347,7 +460,7 @@ impl Store {
         }))
     }
 
-    fn state_path(&self, url: &str) -> Option<PathBuf> {
+    pub(crate) fn state_path(&self, url: &str) -> Option<PathBuf> {
         self.state_file("crl", url.as_bytes())
     }
 
@@ -380,14 +493,19 @@ impl Store {
     }
 }
 
-/// Whether a CRL is close enough to its nextUpdate to refresh it in the background: the last
-/// tenth of its validity (at least a minute).
+/// Whether a CRL is close enough to its nextUpdate to refresh it in the background.
 fn refresh_due(crl: &Crl, now: i64) -> bool {
+    now >= refresh_at(crl)
+}
+
+/// When a CRL is refreshed in the background (Unix seconds): in the last tenth of its validity
+/// (at least a minute before nextUpdate); a CRL without nextUpdate a day after its thisUpdate.
+pub(crate) fn refresh_at(crl: &Crl) -> i64 {
     let Some(next) = crl.next_update else {
-        return now.saturating_sub(crl.this_update) > 86_400;
+        return crl.this_update.saturating_add(86_400);
     };
     let margin = (next.saturating_sub(crl.this_update) / 10).max(60);
-    now >= next.saturating_sub(margin)
+    next.saturating_sub(margin)
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).

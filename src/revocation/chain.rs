@@ -27,6 +27,9 @@ pub struct Link {
     pub issuer: Vec<u8>,
     /// Subject name for people (RFC 4514-ish, from x509-parser).
     pub subject_text: String,
+    /// The subject's common name (the whole subject text when it has none), for explanations
+    /// and metric labels, read once here rather than by parsing the certificate again.
+    pub common_name: String,
     /// SubjectPublicKeyInfo, DER.
     pub spki: Vec<u8>,
     /// The subjectPublicKey BIT STRING contents (hashed into an OCSP CertID).
@@ -55,12 +58,20 @@ impl Link {
     }
 
     fn from_cert(der: &[u8], cert: &X509Certificate<'_>) -> Self {
+        let subject_text = cert.subject().to_string();
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map_or_else(|| subject_text.clone(), str::to_owned);
         let mut link = Self {
             der: der.to_vec(),
             serial: normalize_serial(cert.raw_serial()).to_vec(),
             subject: cert.subject().as_raw().to_vec(),
             issuer: cert.issuer().as_raw().to_vec(),
-            subject_text: cert.subject().to_string(),
+            subject_text,
+            common_name,
             spki: cert.public_key().raw.to_vec(),
             public_key: cert.public_key().subject_public_key.data.to_vec(),
             key_id: None,

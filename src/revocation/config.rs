@@ -61,6 +61,14 @@ pub struct RawRevocation {
     /// Only these hosts are contacted (default: any host a verified certificate names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
+    /// Cached CRLs and OCSP answers that no handshake used for this long are dropped and no
+    /// longer refreshed. Default 24h.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evict_unused_after: Option<Duration>,
 }
 
 /// Which certificates of a chain are checked.
@@ -223,6 +231,16 @@ pub fn limits(raw: Option<&RawRevocation>) -> Result<Limits, Vec<(String, String
         }
     }
     limits.allowed_hosts = raw.allowed_hosts.clone();
+    if let Some(after) = raw.evict_unused_after {
+        if after < Duration::from_secs(1) || after > Duration::from_secs(366 * 86_400) {
+            errors.push((
+                "revocation.evict_unused_after".into(),
+                "must be between 1s and 366d".into(),
+            ));
+        } else {
+            limits.evict_unused_after = after;
+        }
+    }
     if errors.is_empty() {
         Ok(limits)
     } else {
@@ -308,5 +326,20 @@ mod tests {
             ..Legacy::default()
         };
         assert!(site_policy("s", Some(&both), &legacy).is_err());
+    }
+
+    #[test]
+    fn evict_unused_after_is_bounded() {
+        let raw = |secs| RawRevocation {
+            evict_unused_after: Some(Duration::from_secs(secs)),
+            ..Default::default()
+        };
+        assert_eq!(limits(None).unwrap().evict_unused_after.as_secs(), 86_400);
+        assert_eq!(
+            limits(Some(&raw(2))).unwrap().evict_unused_after.as_secs(),
+            2
+        );
+        let errors = limits(Some(&raw(0))).unwrap_err();
+        assert_eq!(errors[0].0, "revocation.evict_unused_after");
     }
 }

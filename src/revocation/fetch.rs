@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_redirects: u8,
     /// Hosts that may be contacted; empty means any.
     pub allowed_hosts: Vec<String>,
+    /// Cached CRLs and OCSP answers no handshake used for this long are dropped (and their
+    /// state files deleted), so a URL named by a certificate seen once is not refreshed
+    /// forever (`[revocation] evict_unused_after`).
+    pub evict_unused_after: Duration,
 }
 
 impl Default for Limits {
@@ -32,6 +36,7 @@ impl Default for Limits {
             max_bytes: 32 * 1024 * 1024,
             max_redirects: 3,
             allowed_hosts: Vec::new(),
+            evict_unused_after: Duration::from_secs(24 * 3600),
         }
     }
 }

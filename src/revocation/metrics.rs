@@ -13,8 +13,20 @@ pub const FETCH_FAILURES: &str = "certgate_revocation_fetch_failures_total";
 /// Refetched CRLs refused because they are older than the cached one (lower cRLNumber), by
 /// `ca`. Each is also counted in [`FETCH_FAILURES`].
 pub const CRL_ROLLBACKS: &str = "certgate_revocation_crl_rollbacks_refused_total";
+/// Fetched OCSP answers refused because they are older than the cached one for the same
+/// certificate (earlier thisUpdate or producedAt), by `ca`. Each is also counted in
+/// [`FETCH_FAILURES`].
+pub const OCSP_ROLLBACKS: &str = "certgate_revocation_ocsp_rollbacks_refused_total";
 /// OCSP answers, by `ca` and `outcome` (`good`, `revoked`, `unknown`, `invalid`).
 pub const OCSP_OUTCOMES: &str = "certgate_revocation_ocsp_responses_total";
+/// Background refreshes started by the sweeper, by `kind` (`crl`, `ocsp`) and `outcome` (`ok`,
+/// `failed`).
+pub const BACKGROUND_REFRESHES: &str = "certgate_revocation_background_refreshes_total";
+/// Cache entries dropped, by `kind` and `reason` (`unused`: no handshake used it for
+/// `evict_unused_after`; `capacity`: the cache was full).
+pub const EVICTIONS: &str = "certgate_revocation_cache_evictions_total";
+/// Entries in the cache, by `kind`.
+pub const CACHED: &str = "certgate_revocation_cache_entries";
 /// Revocation verdicts per checked connection, by `outcome` (`good`, `revoked`, `unknown`,
 /// `no_source`).
 pub const CHECKS: &str = "certgate_revocation_checks_total";
@@ -38,6 +50,11 @@ pub fn crl_rollback(ca: &str) {
     metrics::counter!(CRL_ROLLBACKS, "ca" => ca.to_owned()).increment(1);
 }
 
+/// Records a refused OCSP rollback.
+pub fn ocsp_rollback(ca: &str) {
+    metrics::counter!(OCSP_ROLLBACKS, "ca" => ca.to_owned()).increment(1);
+}
+
 /// Records an OCSP outcome.
 pub fn ocsp_outcome(ca: &str, outcome: &'static str) {
     metrics::counter!(OCSP_OUTCOMES, "ca" => ca.to_owned(), "outcome" => outcome).increment(1);
@@ -46,4 +63,20 @@ pub fn ocsp_outcome(ca: &str, outcome: &'static str) {
 /// Records a verdict.
 pub fn check(outcome: &'static str) {
     metrics::counter!(CHECKS, "outcome" => outcome).increment(1);
+}
+
+/// Records the end of a background refresh.
+pub fn background_refresh(kind: &'static str, ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!(BACKGROUND_REFRESHES, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// Records `n` evictions.
+pub fn evicted_n(kind: &'static str, reason: &'static str, n: u64) {
+    metrics::counter!(EVICTIONS, "kind" => kind, "reason" => reason).increment(n);
+}
+
+/// Records the number of cached entries.
+pub fn cached_entries(kind: &'static str, n: usize) {
+    metrics::gauge!(CACHED, "kind" => kind).set(n as f64);
 }

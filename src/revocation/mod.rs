@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod ldap;
 pub mod metrics;
 pub mod ocsp;
+pub mod sweeper;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -110,6 +111,11 @@ impl Revocation {
     /// The configured CA certificates.
     pub fn anchors(&self) -> &[Link] {
         &self.anchors
+    }
+
+    /// The configured CRL files (`crl = [...]`).
+    pub fn files(&self) -> &[FileCrl] {
+        &self.files
     }
 
     /// What [`Self::check`] would consult for `chain`, without fetching anything: per
@@ -459,13 +465,5 @@ fn ca_label(anchor: &Link) -> String {
 }
 
 fn short_subject(link: &Link) -> String {
-    x509_parser::parse_x509_certificate(&link.der)
-        .ok()
-        .and_then(|(_, c)| {
-            c.subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
-        })
-        .unwrap_or_else(|| link.subject_text.clone())
+    link.common_name.clone()
 }

@@ -20,6 +20,7 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 use super::cache::{Origin, Slot, Store, Want, unix_now};
 use super::chain::{Link, Step};
 use super::der::{self, Tlv};
+use super::sweeper::{self, Renewal};
 use super::{fetch, metrics};
 
 /// How long a response without nextUpdate is used.
@@ -51,6 +52,8 @@ pub struct CachedOcsp {
     pub status: CertStatus,
     /// thisUpdate, Unix seconds.
     pub this_update: i64,
+    /// producedAt, Unix seconds.
+    pub produced_at: i64,
     /// Until when it may be used, Unix seconds.
     pub valid_until: i64,
     /// When it was fetched (or read back).
@@ -209,7 +212,10 @@ fn read_single(tbs: Tlv<'_>, step: &Step, now: i64) -> Result<CachedOcsp, OcspEr
     // version [0] is optional; responderID is [1] or [2]; then producedAt, responses.
     let mut rest = fields.iter().skip_while(|t| t.tag == 0xa0);
     let _responder_id = need(rest.next())?;
-    let _produced_at = need(rest.next())?;
+    let produced_at = need(rest.next())?;
+    let produced_at = ASN1Time::from_der(produced_at.raw)
+        .map(|(_, t)| t.timestamp())
+        .map_err(|_| OcspError::Malformed)?;
     let responses = need(rest.next().filter(|t| t.tag == 0x30))?;
     let want_id = cert_id(step);
     let (want, _) = need(der::read(&want_id))?;
@@ -253,6 +259,7 @@ fn read_single(tbs: Tlv<'_>, step: &Step, now: i64) -> Result<CachedOcsp, OcspEr
         return Ok(CachedOcsp {
             status,
             this_update,
+            produced_at,
             valid_until,
             obtained: now,
             origin: Origin::Fetched,
@@ -277,11 +284,25 @@ pub async fn status(
         let Ok(mut map) = store.ocsp.lock() else {
             return Err("OCSP cache unavailable".into());
         };
-        Arc::clone(
-            map.entry((url.to_owned(), id.clone()))
-                .or_insert_with(|| Arc::new(Slot::new())),
-        )
+        let key = (url.to_owned(), id.clone());
+        if !map.contains_key(&key) {
+            sweeper::make_room(&mut *map, sweeper::MAX_OCSP_ANSWERS, "ocsp");
+        }
+        Arc::clone(map.entry(key).or_insert_with(|| Arc::new(Slot::new())))
     };
+    store.ensure_sweeper();
+    let renewed = slot.touch(want, || {
+        let (step, url, want, id) = (step.clone(), url.to_owned(), want.clone(), id.clone());
+        Renewal {
+            want: want.clone(),
+            job: Box::new(move |store: &Arc<Store>| {
+                Box::pin(job(store, &step, &url, &want, id.clone()))
+            }),
+        }
+    });
+    if renewed {
+        store.wake_sweeper();
+    }
     let usable = |c: &CachedOcsp| unix_now() <= c.valid_until;
     let current = match slot.current() {
         Some(c) => Some(c),
@@ -334,8 +355,21 @@ pub async fn status(
     })
 }
 
+/// Whether `answer` is older than the answer cached for the same responder and certificate (an
+/// earlier thisUpdate, or the same thisUpdate produced earlier): a replayed answer, e.g. a
+/// "good" from before the revocation, which must not replace a newer one (as a CRL with a
+/// lower number does not, see [`super::crl::Crl::older_than`]).
+fn rolled_back(store: &Store, url: &str, id: &[u8], answer: &CachedOcsp) -> bool {
+    let cached = store.ocsp.lock().ok().and_then(|map| {
+        map.get(&(url.to_owned(), id.to_vec()))
+            .and_then(|slot| slot.current())
+    });
+    cached
+        .is_some_and(|c| (answer.this_update, answer.produced_at) < (c.this_update, c.produced_at))
+}
+
 /// The state directory file of the answer from `url` about CertID `id`.
-fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
+pub(crate) fn state_file(store: &Store, url: &str, id: &[u8]) -> Option<std::path::PathBuf> {
     let mut key = url.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(id);
@@ -391,6 +425,16 @@ fn job(
             e.to_string()
         })?;
         match verify_response(&body, &step, &want.keys, unix_now()) {
+            Ok(answer) if rolled_back(&store, &url, &id, &answer) => {
+                metrics::ocsp_rollback(&want.label);
+                metrics::fetch_failed(&want.label, "ocsp");
+                tracing::warn!(url = %url, "OCSP response older than the cached one refused");
+                Err(format!(
+                    "OCSP {url}: the answer (thisUpdate {}, producedAt {}) is older than the \
+                     cached one: refused as a rollback, the cached one keeps serving",
+                    answer.this_update, answer.produced_at
+                ))
+            }
             Ok(answer) => {
                 if let Some(path) = state_file(&store, &url, &id) {
                     let _ =
@@ -405,6 +449,7 @@ fn job(
                         CertStatus::Unknown => "unknown",
                     },
                 );
+                store.wake_sweeper();
                 Ok(Arc::new(answer))
             }
             Err(e) => {

@@ -40,6 +40,8 @@ pub struct Probe {
 pub struct Online {
     /// Every URL contacted, in configuration order.
     pub probes: Vec<Probe>,
+    /// Every configured CRL file (`crl = [...]`), checked as the proxy uses it.
+    pub files: Vec<Probe>,
     /// What was not contacted, and why.
     pub notes: Vec<String>,
 }
@@ -47,7 +49,11 @@ pub struct Online {
 impl Online {
     /// URLs that did not give a usable answer.
     pub fn failures(&self) -> usize {
-        self.probes.iter().filter(|p| p.result.is_err()).count()
+        self.probes
+            .iter()
+            .chain(&self.files)
+            .filter(|p| p.result.is_err())
+            .count()
     }
 }
 
@@ -55,6 +61,17 @@ impl fmt::Display for Online {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for note in &self.notes {
             writeln!(f, "online: {note}")?;
+        }
+        for p in &self.files {
+            let (status, text) = match &p.result {
+                Ok(t) => ("OK", t),
+                Err(e) => ("FAILED", e),
+            };
+            writeln!(
+                f,
+                "online: site '{}': {} {}: {status}: {text}",
+                p.site, p.kind, p.url
+            )?;
         }
         for p in &self.probes {
             let (status, text) = match &p.result {
@@ -67,11 +84,19 @@ impl fmt::Display for Online {
                 p.site, p.kind, p.url, p.named_by
             )?;
         }
+        if !self.files.is_empty() {
+            writeln!(
+                f,
+                "online: {} CRL file(s) checked, {} failed",
+                self.files.len(),
+                self.files.iter().filter(|p| p.result.is_err()).count()
+            )?;
+        }
         writeln!(
             f,
             "online: {} URL(s) checked, {} failed",
             self.probes.len(),
-            self.failures()
+            self.probes.iter().filter(|p| p.result.is_err()).count()
         )
     }
 }
@@ -98,6 +123,7 @@ pub async fn run(runtime: &Runtime) -> Online {
                 site.name
             ));
         }
+        file_probes(&site.name, revocation, &mut seen, &mut online);
         site_probes(&site.name, revocation, &mut seen, &mut online).await;
     }
     online
@@ -217,14 +243,63 @@ async fn site_probes(
     }
 }
 
-/// Size, signer, validity and number of a verified CRL, and where it was kept.
-fn describe(c: &CachedCrl, anchors: &[Link], want: &Want, store: &Arc<Store>) -> String {
-    let crl = &c.crl;
-    let signer = anchors
-        .iter()
-        .find(|a| a.subject == want.issuer && crl.verify(&a.spki).is_ok())
-        .map_or_else(|| "?".to_owned(), common_name);
-    let mut out = format!(
+/// Each configured CRL file of a site, as the proxy reads it: issued by a configured CA and
+/// verified with one of its keys, and within its nextUpdate (unless `allow_expired_crl`).
+fn file_probes(
+    site: &str,
+    revocation: &Revocation,
+    seen: &mut HashSet<String>,
+    online: &mut Online,
+) {
+    let anchors = revocation.anchors();
+    let now = crate::revocation::cache::unix_now();
+    for file in revocation.files() {
+        if !seen.insert(format!("file:{}", file.name)) {
+            continue;
+        }
+        let crl = &file.crl;
+        let issuers: Vec<&Link> = anchors.iter().filter(|a| a.subject == crl.issuer).collect();
+        let signer = issuers.iter().find(|a| crl.verify(&a.spki).is_ok());
+        let result = match signer {
+            _ if issuers.is_empty() => Err(
+                "its issuer is not among the configured client_ca certificates: it can never \
+                 apply"
+                    .to_owned(),
+            ),
+            None => Err(format!(
+                "signature does not verify with the key of any configured '{}'",
+                issuers.first().map_or_else(String::new, |a| common_name(a))
+            )),
+            Some(signer) => {
+                let summary = summary(crl, &common_name(signer));
+                match crl.next_update {
+                    Some(next) if now > next && !revocation.policy().allow_expired_files => {
+                        Err(format!("EXPIRED: past its nextUpdate; {summary}"))
+                    }
+                    Some(next) if now > next => Ok(format!(
+                        "past its nextUpdate, still used (allow_expired_crl = true); {summary}"
+                    )),
+                    _ => Ok(summary),
+                }
+            }
+        };
+        online.files.push(Probe {
+            site: site.to_owned(),
+            kind: if crl.is_delta() {
+                "delta CRL file"
+            } else {
+                "CRL file"
+            },
+            url: file.name.clone(),
+            named_by: "crl".to_owned(),
+            result,
+        });
+    }
+}
+
+/// Size, entries, signer, validity and number of a verified CRL.
+fn summary(crl: &crate::revocation::crl::Crl, signer: &str) -> String {
+    format!(
         "{} bytes, {} entr{}, signature verified with '{signer}', thisUpdate {}, nextUpdate {}, \
          CRL number {}",
         crl.der().len(),
@@ -235,7 +310,17 @@ fn describe(c: &CachedCrl, anchors: &[Link], want: &Want, store: &Arc<Store>) ->
         crl.number
             .as_ref()
             .map_or_else(|| "none".to_owned(), ToString::to_string),
-    );
+    )
+}
+
+/// Size, signer, validity and number of a verified CRL, and where it was kept.
+fn describe(c: &CachedCrl, anchors: &[Link], want: &Want, store: &Arc<Store>) -> String {
+    let crl = &c.crl;
+    let signer = anchors
+        .iter()
+        .find(|a| a.subject == want.issuer && crl.verify(&a.spki).is_ok())
+        .map_or_else(|| "?".to_owned(), common_name);
+    let mut out = summary(crl, &signer);
     if let Some(dir) = store.state_dir() {
         out.push_str(&format!(", saved in {}", dir.display()));
     }
@@ -249,13 +334,5 @@ fn time(unix: i64) -> String {
 
 /// A certificate's common name (its whole subject when it has none).
 fn common_name(link: &Link) -> String {
-    x509_parser::parse_x509_certificate(&link.der)
-        .ok()
-        .and_then(|(_, c)| {
-            c.subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok().map(str::to_owned))
-        })
-        .unwrap_or_else(|| link.subject_text.clone())
+    link.common_name.clone()
 }
