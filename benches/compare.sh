@@ -42,7 +42,7 @@
 #      The summary prints each Kerberos variant's server CPU per request over `certgate`'s, per
 #      round, and each process's certgate_kerberos_backend_auth_total (how=token: tokens made,
 #      one per backend connection with persist_auth; how=connection: requests without one).
-#      benches/kerberos_callgrind.sh counts instructions for the same three variants, which the
+#      benches/callgrind.sh counts instructions for the same three variants, which the
 #      neighbours' load does not move. Results: README, "Kerberos to the backend".
 #   -s certgate-revocation: certgate checking revocation as IIS does (`check = "chain"`): its
 #      client certificate names a CRL Distribution Point served by a local HTTP server (python3,
