@@ -14,7 +14,9 @@
 //!   fastest and the median of several runs;
 //! - `cpu`: CPU time (user + system, all threads) of the fastest run, from `/proc/self/stat`
 //!   (10 ms resolution); on a shared machine it moves less than wall time;
-//! - `drop`: wall time to drop the loaded runtime (what a reload pays to free the old one);
+//! - `drop`: wall time to drop the loaded runtime (what a reload pays to free the old one; a
+//!   large one-to-one index is freed on a thread of its own, which the next run waits for so
+//!   that runs do not overlap);
 //! - `rss+`: resident memory the loaded runtime keeps (VmRSS after the first load minus before);
 //! - `peak+`: the high-water mark during the first load minus the RSS before it (VmHWM, reset
 //!   through `/proc/self/clear_refs` just before loading), which includes the file text and the
@@ -48,6 +50,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
+
+/// The allocator the `certgate` binary uses (`src/main.rs`), so the load is measured as it runs
+/// in the product: a million rows make two million small allocations, and freeing them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEFAULT_SIZES: [usize; 3] = [1, 10_000, 1_000_000];
 /// Template serial: 16 bytes, positive, distinctive enough to find once in the DER.
@@ -134,18 +141,20 @@ fn child(n: usize) {
 
     // First run: memory.
     std::fs::write("/proc/self/clear_refs", "5").unwrap();
-    let before = status_kb("VmRSS");
+    let before = status_number("VmRSS");
     let (start, cpu_start) = (Instant::now(), cpu_ticks());
     let runtime = Runtime::load(&file, &keys).unwrap_or_else(|e| panic!("{e}"));
     let mut times = vec![(start.elapsed(), cpu_ticks() - cpu_start)];
-    let after = status_kb("VmRSS");
-    let peak = status_kb("VmHWM");
+    let after = status_number("VmRSS");
+    let peak = status_number("VmHWM");
     assert_eq!(runtime.sites.len(), 1);
     let loaded = runtime.sites[0].root_scope().mapper.one_to_one.len();
     assert_eq!(loaded, n, "every mapping is indexed");
+    let threads = status_number("Threads");
     let start = Instant::now();
     drop(runtime);
     let mut drops = vec![start.elapsed()];
+    settle(threads);
 
     for _ in 1..runs {
         let (start, cpu_start) = (Instant::now(), cpu_ticks());
@@ -154,6 +163,7 @@ fn child(n: usize) {
         let start = Instant::now();
         drop(runtime);
         drops.push(start.elapsed());
+        settle(threads);
     }
     times.sort();
     drops.sort();
@@ -173,6 +183,14 @@ fn child(n: usize) {
         peak_added,
         after.saturating_sub(before) as f64 * 1024.0 / n as f64,
     );
+}
+
+/// Waits until the process is back to `threads` threads: the thread freeing a dropped index
+/// has finished, so its work is not counted in the next run.
+fn settle(threads: u64) {
+    while status_number("Threads") > threads {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// User plus system CPU time of this process so far, in clock ticks.
@@ -195,8 +213,8 @@ fn show(d: Duration) -> String {
     }
 }
 
-/// A field of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
+/// A numeric field of `/proc/self/status` (memory fields are in kB).
+fn status_number(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
         .lines()

@@ -222,6 +222,36 @@ impl OneToOneIndex {
     }
 }
 
+/// An index at least this large is freed on a thread of its own (see the `Drop` impl).
+const BACKGROUND_DROP_MIN: usize = 10_000;
+
+impl Drop for OneToOneIndex {
+    /// Freeing a million entries (two allocations each and the table) takes a few hundred
+    /// milliseconds. The old configuration is dropped by whoever lets go of it last: the reload
+    /// that replaced it, or a connection task on an async worker. Neither should pay that, so a
+    /// large index is handed to a short-lived thread that frees it.
+    fn drop(&mut self) {
+        self.release_large();
+    }
+}
+
+impl OneToOneIndex {
+    /// Hands the entries of a large index to a thread that frees them; leaves a small one.
+    fn release_large(&mut self) {
+        if self.by_hash.len() >= BACKGROUND_DROP_MIN {
+            drop_in_background(std::mem::take(&mut self.by_hash));
+        }
+    }
+}
+
+/// Drops `value` on a new thread; on this one if no thread can be started.
+pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
+    // If the spawn fails, the closure (and `value` with it) is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("certgate-drop".into())
+        .spawn(move || drop(value));
+}
+
 /// Keys are already SHA-256 digests, so their first eight bytes are a uniformly distributed hash;
 /// rehashing them with SipHash would only cost time on every connection.
 #[derive(Default)]
@@ -337,6 +367,46 @@ mod tests {
         }
         let (empty, none) = OneToOneIndex::build(Vec::new());
         assert!(empty.is_empty() && none.is_empty());
+    }
+
+    /// Records the thread it is dropped on.
+    struct Probe(std::sync::mpsc::Sender<Option<String>>);
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .send(std::thread::current().name().map(str::to_owned));
+        }
+    }
+
+    #[test]
+    fn large_indexes_are_freed_on_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        drop_in_background(Probe(tx));
+        let on = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        assert_eq!(on.as_deref(), Some("certgate-drop"));
+
+        // The index hands its entries over when it is large, keeps them when small.
+        let big: Vec<_> = (0..BACKGROUND_DROP_MIN as u32)
+            .map(|i| (sha256(&i.to_le_bytes()), user("u")))
+            .collect();
+        let one = Arc::clone(&big[0].1);
+        let (mut index, _) = OneToOneIndex::build(big);
+        index.release_large();
+        assert!(index.is_empty(), "the entries moved to the drop thread");
+        for _ in 0..3000 {
+            if Arc::strong_count(&one) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(Arc::strong_count(&one), 1, "the entries were freed");
+
+        let mut small = OneToOneIndex::with_capacity(1);
+        small.insert(sha256(b"a"), user("a")).unwrap();
+        small.release_large();
+        assert_eq!(small.len(), 1, "a small index is freed in place");
     }
 
     #[test]

@@ -460,3 +460,77 @@ fn job(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The fixed PKI and the real `openssl ocsp` responses of the `ocsp` fuzz target
+    /// (fuzz/make-revocation-seeds.sh): each seed reaches the check it is meant to exercise.
+    #[test]
+    fn fuzz_seed_responses_reach_every_check() {
+        let link = |der: &[u8]| Link::parse(der).unwrap();
+        let ca = link(include_bytes!("../../fuzz/data/ocsp/ca.der"));
+        let stranger = link(include_bytes!("../../fuzz/data/ocsp/stranger.der"));
+        let step = Step {
+            cert: link(include_bytes!("../../fuzz/data/ocsp/leaf.der")),
+            issuer: ca.clone(),
+        };
+        let now: i64 = include_str!("../../fuzz/data/ocsp/now")
+            .trim()
+            .parse()
+            .unwrap();
+        macro_rules! response {
+            ($name:literal) => {
+                include_bytes!(concat!("../../fuzz/data/ocsp/responses/", $name)).as_slice()
+            };
+        }
+        let keys = [ca.spki.clone()];
+        let check = |body: &[u8]| verify_response(body, &step, &keys, now).map(|c| c.status);
+        assert_eq!(check(response!("ca-good.der")), Ok(CertStatus::Good));
+        assert_eq!(check(response!("ca-revoked.der")), Ok(CertStatus::Revoked));
+        assert_eq!(
+            check(response!("ca-two-answers.der")),
+            Ok(CertStatus::Revoked)
+        );
+        assert_eq!(check(response!("delegated-good.der")), Ok(CertStatus::Good));
+        assert_eq!(
+            check(response!("delegated-revoked-by-key-id.der")),
+            Ok(CertStatus::Revoked)
+        );
+        let no_next = verify_response(response!("ca-no-next-update.der"), &step, &keys, now);
+        let no_next = no_next.unwrap();
+        assert_eq!(
+            no_next.valid_until,
+            no_next.this_update + NO_NEXT_UPDATE_LIFETIME
+        );
+        assert_eq!(check(response!("ca-unknown.der")), Ok(CertStatus::Unknown));
+        assert_eq!(
+            check(response!("ca-other-certificate.der")),
+            Err(OcspError::OtherCertificate)
+        );
+        assert_eq!(
+            check(response!("impostor-good.der")),
+            Err(OcspError::Unauthorised)
+        );
+        assert_eq!(
+            check(response!("try-later.der")),
+            Err(OcspError::NotSuccessful(3))
+        );
+        // Without the CA's key (a same-named CA) even the genuine answers do not count.
+        let stranger_keys = [stranger.spki];
+        for body in [response!("ca-good.der"), response!("delegated-good.der")] {
+            assert_eq!(
+                verify_response(body, &step, &stranger_keys, now).map(|c| c.status),
+                Err(OcspError::Unauthorised)
+            );
+        }
+        // Ten years on they are stale.
+        assert_eq!(
+            verify_response(response!("ca-good.der"), &step, &keys, now + 3651 * 86_400)
+                .map(|c| c.status),
+            Err(OcspError::Stale)
+        );
+    }
+}
