@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: MAX_BYTES,
         max_redirects: 0,
         allowed_hosts: vec!["127.0.0.1".to_owned()],
+        ..Limits::default()
     };
     // Odd first byte: an OCSP POST; even: a CRL GET.
     let post = (mode & 1 == 1).then(|| ("application/ocsp-request", vec![0x30, 0x00]));
