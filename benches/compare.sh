@@ -108,6 +108,8 @@ BACKEND_PORT=$((PORT_BASE + 2))
 ADMIN_PORT=$((PORT_BASE + 3))
 CDP_PORT=$((PORT_BASE + 4))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib/revocation_pki.sh
+source "$REPO/benches/lib/revocation_pki.sh"
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -187,23 +189,12 @@ mkdir -p "$WORK/pki"
         -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n') \
         2>/dev/null
     openssl req "${ec[@]}" -keyout client.key -out client.csr -subj '/DC=test/DC=bench/CN=client' 2>/dev/null
+    client_ext='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
+    # shellcheck disable=SC2059 # the extensions are printf text on purpose
     openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client.crt \
-        -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n') \
-        2>/dev/null
-    # The same key again, in a certificate that names a CRL Distribution Point (certgate-revocation),
-    # and the CA's CRL listing 1,000 other serials, made by `openssl ca -gencrl`.
-    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out client-rev.crt \
-        -extfile <(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\ncrlDistributionPoints=URI:http://127.0.0.1:%s/ca.crl\n' "$CDP_PORT") \
-        2>/dev/null
-    python3 -c "
-for i in range(1000):
-    print(f'R\t301231000000Z\t240101000000Z,keyCompromise\t{0x100000 + i:X}\tunknown\t/CN=r{i}')
-" >index.txt
-    echo 01 >crlnumber
-    printf '[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\ncrl_extensions = e\n[e]\nauthorityKeyIdentifier = keyid:always\n' >ca.cnf
-    mkdir -p cdp
-    openssl ca -batch -config ca.cnf -gencrl -keyfile ca.key -cert ca.crt -out crl.pem 2>/dev/null
-    openssl crl -in crl.pem -outform DER -out cdp/ca.crl
+        -extfile <(printf "$client_ext") 2>/dev/null
+    # The same key again with a CDP, and the CRL it names (certgate-revocation).
+    revocation_pki "$CDP_PORT" "$client_ext"
 )
 PKI=$WORK/pki
 
