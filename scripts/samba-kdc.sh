@@ -14,8 +14,11 @@
 #   backend$       computer, SPN HTTP/backend.example.test: the Apache backend's identity
 #   other$         computer, SPN HTTP/other.example.test: NOT in svc-certgate's delegation list
 #   olivia         enabled user whose altSecurityIdentities tests/kerberos.rs writes (AD mapping)
-#   Keytabs DIR/keytabs/{svc-certgate,backend,other}.keytab (0644 so Apache's www-data children
-#   can read them: test use only).
+#   Keytabs DIR/keytabs/{svc-certgate,backend,other}.keytab.
+# Apache's children run as www-data, which may not be able to traverse DIR (a checkout in a
+# 0700 directory, a root-only home): its configuration, CGI, logs and copies of krb5.conf and of
+# the two backend keytabs (0644: test use only) live in a directory of its own under /tmp
+# (mode 755), whose path DIR/apache.dir records so that `stop` removes it.
 # Apache (127.0.0.1, a free port): any path ending in `whoami` answers REMOTE_USER (and the
 # X-Remote-User request header) for tickets to HTTP/backend.example.test. Under /other only
 # HTTP/other.example.test is accepted, so a ticket for the backend SPN gets 401 there (the
@@ -31,18 +34,23 @@ usage="usage: $0 start|stop DIR"
 cmd=${1:?$usage}
 DIR=$(realpath -m "${2:?$usage}")
 REALM=EXAMPLE.TEST
-A=$DIR/apache
 
+# Stops the Apache a previous `start` left (if any) and removes its directory.
 stop_apache() {
-  [ -f "$A/apache.pid" ] || return 0
-  local pid
-  pid=$(cat "$A/apache.pid")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" || true; fi
+  [ -f "$DIR/apache.dir" ] || return 0
+  local a pid
+  a=$(cat "$DIR/apache.dir")
+  if [ -f "$a/apache.pid" ]; then
+    pid=$(cat "$a/apache.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" || true; fi
+    fi
   fi
-  rm -f "$A/apache.pid"
+  # Only ever a directory this script made (mktemp's pattern), never what a stray file names.
+  case "$a" in /tmp/certgate-kdc-apache.??????????) rm -rf -- "$a" ;; esac
+  rm -f "$DIR/apache.dir"
 }
 
 case "$cmd" in
@@ -166,18 +174,25 @@ fi
     kdestroy -q
 ) >&2 || { echo "KDC self-test (kinit -k + kvno -U alice -P) failed" >&2; exit 1; }
 
-# 5. The backend: a private Apache with mod_auth_gssapi (prefork, CGI /whoami).
-mkdir -p "$A/cgi" "$A/run" "$A/logs" "$A/htdocs"
-chmod 755 "$DIR" "$DIR/keytabs" "$A" "$A/cgi" "$A/htdocs"
+# 5. The backend: a private Apache with mod_auth_gssapi (prefork, CGI /whoami), in a directory
+#    www-data can reach whatever DIR's permissions are.
+stop_apache
+A=$(mktemp -d /tmp/certgate-kdc-apache.XXXXXXXXXX)
+echo "$A" > "$DIR/apache.dir"
+mkdir -p "$A/cgi" "$A/run" "$A/logs" "$A/htdocs" "$A/keytabs"
+chmod 755 "$A" "$A/cgi" "$A/htdocs" "$A/keytabs"
+for k in backend other; do
+  install -m 0644 "$DIR/keytabs/$k.keytab" "$A/keytabs/$k.keytab"
+done
+install -m 0644 "$DIR/krb5.conf" "$A/krb5.conf"
 printf '%s\n' '#!/bin/sh' \
   "printf 'Content-Type: text/plain\\r\\n\\r\\n'" \
   "printf 'REMOTE_USER=%s\\nAUTH_TYPE=%s\\nX_REMOTE_USER=%s\\n' \"\$REMOTE_USER\" \"\$AUTH_TYPE\" \"\$HTTP_X_REMOTE_USER\"" \
   > "$A/cgi/whoami"
 chmod 755 "$A/cgi/whoami"
 echo ok > "$A/htdocs/index.html"
-stop_apache
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed "s|@A@|$A|g; s|@DIR@|$DIR|g; s|@PORT@|$PORT|g" > "$A/httpd.conf" <<'CONF'
+sed "s|@A@|$A|g; s|@PORT@|$PORT|g" > "$A/httpd.conf" <<'CONF'
 ServerRoot @A@
 ServerName backend.example.test
 Listen 127.0.0.1:@PORT@
@@ -214,16 +229,16 @@ ScriptAliasMatch ^/.*whoami$ @A@/cgi/whoami
 <Location />
     AuthType GSSAPI
     AuthName "backend"
-    GssapiCredStore keytab:@DIR@/keytabs/backend.keytab
+    GssapiCredStore keytab:@A@/keytabs/backend.keytab
     GssapiAllowedMech krb5
     Require valid-user
     Header always set X-Remote-User "expr=%{REMOTE_USER}"
 </Location>
 <Location /other>
-    GssapiCredStore keytab:@DIR@/keytabs/other.keytab
+    GssapiCredStore keytab:@A@/keytabs/other.keytab
 </Location>
 <Location /bound>
-    GssapiCredStore keytab:@DIR@/keytabs/backend.keytab
+    GssapiCredStore keytab:@A@/keytabs/backend.keytab
     GssapiConnectionBound On
 </Location>
 <Location /bound/hint-off>
@@ -232,7 +247,7 @@ ScriptAliasMatch ^/.*whoami$ @A@/cgi/whoami
 CONF
 # setsid: on SIGTERM prefork Apache killpg()s its process group, which under -DFOREGROUND
 # would be the caller's (the test runner, and samba started with --no-process-group).
-KRB5_CONFIG="$DIR/krb5.conf" setsid /usr/sbin/apache2 -f "$A/httpd.conf" -DFOREGROUND \
+KRB5_CONFIG="$A/krb5.conf" setsid /usr/sbin/apache2 -f "$A/httpd.conf" -DFOREGROUND \
   > "$A/logs/stdout.log" 2>&1 < /dev/null &
 echo $! > "$A/apache.pid"
 code=

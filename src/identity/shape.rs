@@ -121,10 +121,9 @@ fn time(tag: u8, text: &[u8]) -> bool {
             _ => None,
         }
     };
-    let fields = (0..4)
-        .map(|i| two(&date[i * 2..]))
-        .collect::<Option<Vec<u8>>>();
-    let Some([yy, month, day, hour]) = fields.as_deref().map(|f| [f[0], f[1], f[2], f[3]]) else {
+    let (Some(yy), Some(month), Some(day), Some(hour)) =
+        (two(date), two(&date[2..]), two(&date[4..]), two(&date[6..]))
+    else {
         return false;
     };
     let year = match (tag, two(text)) {

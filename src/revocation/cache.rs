@@ -321,9 +321,7 @@ impl Store {
             if c.crl.expired(unix_now()) {
                 return Err(format!("CRL from {url} is past its nextUpdate"));
             }
-            if !want.keys.iter().any(|k| c.crl.verify(k).is_ok()) {
-                return Err(super::crl::CrlError::Signature.to_string());
-            }
+            c.crl.verify_any(&want.keys).map_err(|e| e.to_string())?;
             Ok(())
         };
         let current = match slot.current() {
@@ -421,9 +419,7 @@ impl Store {
         let keys = Arc::clone(&want.keys);
         let crl = tokio::task::spawn_blocking(move || -> Result<Crl, String> {
             let crl = Crl::parse(&body).map_err(|e| e.to_string())?;
-            if !keys.iter().any(|k| crl.verify(k).is_ok()) {
-                return Err(super::crl::CrlError::Signature.to_string());
-            }
+            crl.verify_any(&keys).map_err(|e| e.to_string())?;
             Ok(crl)
         })
         .await
@@ -479,7 +475,7 @@ impl Store {
         let crl = tokio::task::spawn_blocking(move || {
             let data = std::fs::read(&path).ok()?;
             let crl = Crl::parse(&data).ok()?;
-            keys.iter().any(|k| crl.verify(k).is_ok()).then_some(crl)
+            crl.verify_any(&keys).is_ok().then_some(crl)
         })
         .await
         .ok()??;

@@ -48,6 +48,8 @@ pub struct Link {
     pub ocsp: Vec<String>,
     /// Extended key usage includes id-kp-OCSPSigning.
     pub ocsp_signing: bool,
+    /// The key may sign CRLs: no keyUsage extension, or one with cRLSign (RFC 5280 §6.3.3 f).
+    pub crl_sign: bool,
 }
 
 impl Link {
@@ -81,6 +83,7 @@ impl Link {
             freshest: Vec::new(),
             ocsp: Vec::new(),
             ocsp_signing: false,
+            crl_sign: true,
         };
         for ext in cert.extensions() {
             match ext.parsed_extension() {
@@ -103,6 +106,7 @@ impl Link {
                         .collect();
                 }
                 ParsedExtension::ExtendedKeyUsage(eku) => link.ocsp_signing = eku.ocsp_signing,
+                ParsedExtension::KeyUsage(ku) => link.crl_sign = ku.crl_sign(),
                 _ if ext.oid.to_id_string() == OID_FRESHEST_CRL => {
                     link.freshest = distribution_point_uris(ext.value);
                 }
@@ -173,11 +177,60 @@ pub fn path(presented: &[Link], anchors: &[Link]) -> Option<Vec<Step>> {
 /// The SPKIs of every configured CA with `name`, the chain's own issuer first: any of them may
 /// have signed a CRL or OCSP response for that CA (a renewed CA has several keys).
 pub fn issuer_keys(step: &Step, anchors: &[Link]) -> Vec<Vec<u8>> {
-    let mut keys = vec![step.issuer.spki.clone()];
-    for a in anchors {
-        if a.subject == step.cert.issuer && !keys.contains(&a.spki) {
-            keys.push(a.spki.clone());
+    keys_of(step, anchors, |_| true)
+}
+
+/// The [`issuer_keys`] a CRL may be signed with: those of certificates whose keyUsage allows
+/// cRLSign. A CA whose certificate limits its key to other uses cannot vouch for a CRL.
+pub fn crl_keys(step: &Step, anchors: &[Link]) -> Vec<Vec<u8>> {
+    keys_of(step, anchors, |link| link.crl_sign)
+}
+
+fn keys_of(step: &Step, anchors: &[Link], usable: impl Fn(&Link) -> bool) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    let same_name = anchors.iter().filter(|a| a.subject == step.cert.issuer);
+    for link in std::iter::once(&step.issuer).chain(same_name) {
+        if usable(link) && !keys.contains(&link.spki) {
+            keys.push(link.spki.clone());
         }
     }
     keys
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::pki::{Authority, ClientSpec};
+    use crate::revocation::crl::{Crl, CrlError};
+
+    #[test]
+    fn a_ca_whose_key_usage_leaves_out_crl_sign_cannot_vouch_for_a_crl() {
+        let ca = Authority::new("KU CA").unwrap();
+        let full = Link::parse(&ca.der).unwrap();
+        let limited = Link::parse(&ca.without_crl_sign().unwrap()).unwrap();
+        assert!(full.crl_sign && !limited.crl_sign);
+        assert_eq!(full.spki, limited.spki, "same key, same name");
+        let client = ca.client(&ClientSpec::new("alice")).unwrap();
+        let step = |issuer: &Link| Step {
+            cert: Link::parse(&client.der).unwrap(),
+            issuer: issuer.clone(),
+        };
+        let crl = Crl::parse(ca.crl(&[5], 7).unwrap().as_bytes()).unwrap();
+
+        // Anchored only by the limited certificate: no key may sign CRLs, whatever verifies.
+        let keys = crl_keys(&step(&limited), std::slice::from_ref(&limited));
+        assert!(keys.is_empty());
+        assert_eq!(crl.verify_any(&keys), Err(CrlError::NotCrlSigner));
+        // OCSP still has the key: the CA may sign its own responses.
+        assert_eq!(
+            issuer_keys(&step(&limited), std::slice::from_ref(&limited)).len(),
+            1
+        );
+
+        // Another configured certificate of the same CA that allows cRLSign lends its key.
+        let keys = crl_keys(&step(&limited), &[limited.clone(), full.clone()]);
+        assert_eq!(crl.verify_any(&keys), Ok(()));
+        assert_eq!(crl.verify_any(&crl_keys(&step(&full), &[full])), Ok(()));
+    }
 }

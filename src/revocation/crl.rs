@@ -38,6 +38,11 @@ pub enum CrlError {
     /// The CRL was issued by another CA than the certificate.
     #[error("CRL issuer is not the certificate's issuer")]
     WrongIssuer,
+    /// The issuing CA's certificate has a keyUsage without cRLSign (RFC 5280 §6.3.3 f).
+    #[error(
+        "the issuing CA's certificate does not allow its key to sign CRLs (no cRLSign in keyUsage)"
+    )]
+    NotCrlSigner,
 }
 
 /// How a serial appears on a CRL.
@@ -158,6 +163,19 @@ impl Crl {
             keys.push(digest);
         }
         Ok(())
+    }
+
+    /// Checks the signature with any of the issuing CA's CRL-signing keys
+    /// ([`super::chain::crl_keys`]); none at all means the CA may not sign CRLs.
+    pub fn verify_any(&self, keys: &[Vec<u8>]) -> Result<(), CrlError> {
+        if keys.is_empty() {
+            return Err(CrlError::NotCrlSigner);
+        }
+        if keys.iter().any(|k| self.verify(k).is_ok()) {
+            Ok(())
+        } else {
+            Err(CrlError::Signature)
+        }
     }
 
     /// Whether this CRL's scope covers a certificate (RFC 5280 §6.3.3 b). `cert_cdps` are the

@@ -244,12 +244,13 @@ impl Revocation {
 
     async fn status(&self, step: &Step, label: &Arc<str>) -> Status {
         let keys = Arc::new(chain::issuer_keys(step, &self.anchors));
+        let crl_keys = Arc::new(chain::crl_keys(step, &self.anchors));
         let now = unix_now();
         let mut problems: Vec<String> = Vec::new();
         let cert = &step.cert;
 
         // 1. Configured CRL files of this issuer.
-        let file_applied = match self.file_status(cert, &keys, now, &mut problems) {
+        let file_applied = match self.file_status(cert, &crl_keys, now, &mut problems) {
             Some(decided) => return decided,
             None => !problems.is_empty(),
         };
@@ -257,7 +258,7 @@ impl Revocation {
         // 2. CRL Distribution Points.
         let want = Want {
             issuer: cert.issuer.clone(),
-            keys: Arc::clone(&keys),
+            keys: crl_keys,
             freshness: self.policy.freshness,
             timeout: self.policy.timeout,
             cached_only: self.policy.cached_only,
@@ -312,7 +313,8 @@ impl Revocation {
             };
         }
 
-        // 3. OCSP.
+        // 3. OCSP: the CA itself may sign responses whatever its keyUsage says of CRLs.
+        let want = Want { keys, ..want };
         for url in &cert.ocsp {
             match ocsp::status(&self.store, step, url, &want).await {
                 Ok(ocsp::Answer::Good(how)) => return Status::Good(how),
@@ -344,8 +346,8 @@ impl Revocation {
         for file in self.files.iter().filter(|f| {
             !f.crl.is_delta() && f.crl.issuer == cert.issuer && f.crl.covers(cert.is_ca, &cert.cdps)
         }) {
-            if !keys.iter().any(|k| file.crl.verify(k).is_ok()) {
-                problems.push(format!("CRL file {}: signature does not verify", file.name));
+            if let Err(e) = file.crl.verify_any(keys) {
+                problems.push(format!("CRL file {}: {e}", file.name));
                 continue;
             }
             if file.crl.expired(now) && !self.policy.allow_expired_files {
@@ -355,7 +357,7 @@ impl Revocation {
             let delta = self.files.iter().find(|d| {
                 d.crl.is_delta()
                     && file.crl.accepts_delta(&d.crl)
-                    && keys.iter().any(|k| d.crl.verify(k).is_ok())
+                    && d.crl.verify_any(keys).is_ok()
                     && (!d.crl.expired(now) || self.policy.allow_expired_files)
             });
             let how = format!("CRL file {}{}", file.name, validity(&file.crl, now));
@@ -389,7 +391,7 @@ impl Revocation {
         let mut lines = Vec::new();
         let mut unknown = false;
         for step in steps.iter().take(count) {
-            let keys = chain::issuer_keys(step, &self.anchors);
+            let keys = chain::crl_keys(step, &self.anchors);
             let who = short_subject(&step.cert);
             let mut problems = Vec::new();
             match self.file_status(&step.cert, &keys, now, &mut problems) {

@@ -259,13 +259,19 @@ fn file_probes(
         }
         let crl = &file.crl;
         let issuers: Vec<&Link> = anchors.iter().filter(|a| a.subject == crl.issuer).collect();
-        let signer = issuers.iter().find(|a| crl.verify(&a.spki).is_ok());
+        // The proxy's rule (`chain::crl_keys`): only a key whose certificate allows cRLSign.
+        let signer = issuers
+            .iter()
+            .find(|a| a.crl_sign && crl.verify(&a.spki).is_ok());
         let result = match signer {
             _ if issuers.is_empty() => Err(
                 "its issuer is not among the configured client_ca certificates: it can never \
                  apply"
                     .to_owned(),
             ),
+            None if !issuers.iter().any(|a| a.crl_sign) => {
+                Err(crate::revocation::crl::CrlError::NotCrlSigner.to_string())
+            }
             None => Err(format!(
                 "signature does not verify with the key of any configured '{}'",
                 issuers.first().map_or_else(String::new, |a| common_name(a))

@@ -109,6 +109,17 @@ impl Authority {
         })
     }
 
+    /// This CA's certificate again, same name and key, with a keyUsage that leaves out
+    /// cRLSign: a CA that may not sign CRLs (RFC 5280 §6.3.3 f), for tests.
+    pub fn without_crl_sign(&self) -> Result<CertificateDer<'static>, rcgen::Error> {
+        let mut params = self.params.clone();
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        Ok(params.self_signed(&self.key)?.der().clone())
+    }
+
     /// The CA's private key, PKCS#8 PEM (for tools such as `openssl ca` in tests).
     pub fn key_pem(&self) -> String {
         self.key.serialize_pem()

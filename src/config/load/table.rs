@@ -24,7 +24,7 @@ impl Loader<'_> {
     ) -> Option<PathBuf> {
         let key = format!("{section}.one_to_one_mappings_file");
         let path = self.file_value(&key, value)?;
-        let file: Box<dyn std::io::Read> = match self.pending_table {
+        let file: Box<dyn std::io::Read + Send> = match self.pending_table {
             Some((pending, text)) if pending == path => Box::new(text),
             _ => match std::fs::File::open(&path) {
                 Ok(file) => Box::new(file),
