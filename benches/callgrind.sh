@@ -3,7 +3,7 @@
 # CPU time on a shared box, instruction counts do not move with the neighbours' load, so this is
 # the steady companion of `benches/compare.sh -s "certgate VARIANT..."`.
 #
-#   bash benches/callgrind.sh [-m keepalive|handshake] [-n REQUESTS] [VARIANT...]
+#   bash benches/callgrind.sh [-m keepalive|handshake] [-n REQUESTS] [-g certgate|curl] [VARIANT...]
 #   bash scripts/with-ad.sh bash benches/callgrind.sh certgate certgate-kerberos certgate-kerberos-token
 #   bash benches/callgrind.sh -m handshake certgate certgate-revocation
 #
@@ -24,15 +24,21 @@
 #     keep-alive request without the handshakes;
 #   - handshake: every request on a new connection (a full mTLS handshake + one proxied GET);
 #     the difference is per connection without the process's fixed costs.
+# -g picks the load generator: `certgate bench` (default) or, in handshake mode, curl (curl -Z
+# --no-sessionid, 4 in parallel, Connection: close), so that the instructions certgate spends per
+# connection can be compared across clients (compare.sh measures certgate's CPU time per
+# handshake higher under curl than under certgate bench or openssl s_time). Both offer only
+# X25519, as compare.sh pins it.
 # Env: CERTGATE_BIN (default target/release/certgate), WARMUP (500; 100 in handshake mode),
 # PORT_BASE (18540), KEEP=1 keeps the work directory with the callgrind files
 # (callgrind_annotate FILE). Needs valgrind (apt-get install valgrind), openssl and python3.
 set -euo pipefail
-MODE=keepalive REQUESTS=2000
-while getopts "m:n:" opt; do
+MODE=keepalive REQUESTS=2000 GEN=certgate
+while getopts "m:n:g:" opt; do
     case $opt in
         m) MODE=$OPTARG ;;
         n) REQUESTS=$OPTARG ;;
+        g) GEN=$OPTARG ;;
         *) exit 2 ;;
     esac
 done
@@ -40,6 +46,8 @@ shift $((OPTIND - 1))
 VARIANTS=("$@")
 [[ ${#VARIANTS[@]} -gt 0 ]] || VARIANTS=(certgate certgate-kerberos certgate-kerberos-token)
 [[ $MODE == keepalive || $MODE == handshake ]] || { echo "-m keepalive or handshake" >&2; exit 2; }
+[[ $GEN == certgate || ($GEN == curl && $MODE == handshake) ]] ||
+    { echo "-g certgate, or -g curl with -m handshake" >&2; exit 2; }
 if [[ $MODE == handshake ]]; then WARMUP=${WARMUP:-100}; else WARMUP=${WARMUP:-500}; fi
 PORT_BASE=${PORT_BASE:-18540}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -149,8 +157,17 @@ EOF
     PIDS+=("$pid")
     wait_port "$PORT" "$WORK/$name.log"
     load() {
+        if [[ $GEN == curl ]]; then
+            local ok
+            ok=$(curl -s -Z --parallel-max 4 --http1.1 --no-sessionid --tlsv1.3 --curves X25519 \
+                -H 'Connection: close' --cacert "$WORK/ca.crt" --cert "$WORK/$client.crt" \
+                --key "$WORK/client.key" -o /dev/null -w '%{http_code}\n' \
+                "https://localhost:$PORT/[1-$1]" 2>/dev/null | grep -c '^200$' || true)
+            [[ $ok == "$1" ]] || { echo "curl: $ok of $1 requests got 200" >&2; exit 1; }
+            return
+        fi
         "$BIN" bench "https://localhost:$PORT/" --cert "$WORK/$client.crt" --key "$WORK/client.key" \
-            --ca "$WORK/ca.crt" --mode "$MODE" -c 4 -n "$1" -d 300 --quiet >/dev/null
+            --ca "$WORK/ca.crt" --mode "$MODE" -c 4 -n "$1" -d 300 --kx-groups X25519 --quiet >/dev/null
     }
     load "$WARMUP"
     if [[ $name == certgate-revocation ]]; then
@@ -189,7 +206,7 @@ PY
     wait "$pid" 2>/dev/null || true
 }
 
-echo "callgrind, user-space instructions per $MODE request ($REQUESTS after $WARMUP):"
+echo "callgrind, user-space instructions per $MODE request ($REQUESTS after $WARMUP, $GEN as the client):"
 for variant in "${VARIANTS[@]}"; do
     measure "$variant"
 done

@@ -21,9 +21,10 @@ use ldap3::{
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::DenyReason;
 use super::account::bind_failure_reason;
 use super::config::{DirectorySettings, Endpoint, Transport};
-use super::{Counters, DenyReason};
+use super::stats::Counters;
 use crate::secret::Secret;
 
 /// Why the directory could not answer. Never contains a password: bind requests are not part of

@@ -123,6 +123,8 @@ impl Link {
 
     /// Whether `self`'s signature verifies with `issuer`'s key.
     pub fn signed_by(&self, issuer: &Link) -> bool {
+        #[cfg(test)]
+        tests::SIGNATURE_CHECKS.with(|n| n.set(n.get() + 1));
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(&self.der) else {
             return false;
         };
@@ -150,10 +152,19 @@ pub fn path(presented: &[Link], anchors: &[Link]) -> Option<Vec<Step>> {
     let mut steps = Vec::new();
     let mut current = presented.first()?.clone();
     for _ in 0..8 {
+        // A client that sends its CA along (OpenSSL builds the chain from its trust store, so
+        // curl does) presents a copy of an anchor: the same certificate, not a second candidate.
+        // Telling two candidates apart costs a signature check, a fifth of a handshake.
         let candidates: Vec<(&Link, bool)> = anchors
             .iter()
             .map(|a| (a, true))
-            .chain(presented.iter().skip(1).map(|p| (p, false)))
+            .chain(
+                presented
+                    .iter()
+                    .skip(1)
+                    .filter(|p| !anchors.iter().any(|a| a.der == p.der))
+                    .map(|p| (p, false)),
+            )
             .filter(|(c, _)| c.subject == current.issuer && c.der != current.der)
             .collect();
         let chosen = match candidates.as_slice() {
@@ -203,6 +214,33 @@ mod tests {
     use super::*;
     use crate::pki::{Authority, ClientSpec};
     use crate::revocation::crl::{Crl, CrlError};
+
+    thread_local! {
+        /// Signature checks [`Link::signed_by`] made on this thread.
+        pub(super) static SIGNATURE_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn a_presented_copy_of_the_anchor_is_the_anchor_without_a_signature_check() {
+        let ca = Authority::new("Path CA").unwrap();
+        let anchor = Link::parse(&ca.der).unwrap();
+        let client = Link::parse(&ca.client(&ClientSpec::new("alice")).unwrap().der).unwrap();
+        let before = SIGNATURE_CHECKS.with(std::cell::Cell::get);
+        for presented in [vec![client.clone()], vec![client.clone(), anchor.clone()]] {
+            let steps = path(&presented, std::slice::from_ref(&anchor)).unwrap();
+            assert_eq!(steps.len(), 1);
+            assert_eq!(steps[0].issuer.der, anchor.der);
+        }
+        assert_eq!(SIGNATURE_CHECKS.with(std::cell::Cell::get), before);
+
+        // A different certificate with the CA's name (a renewed CA) is a real second candidate:
+        // only the signature tells which one issued the leaf (the renewed one is tried first).
+        let renewed = Authority::new("Path CA").unwrap();
+        let other = Link::parse(&renewed.der).unwrap();
+        let steps = path(std::slice::from_ref(&client), &[other, anchor.clone()]).unwrap();
+        assert_eq!(steps[0].issuer.der, anchor.der);
+        assert_eq!(SIGNATURE_CHECKS.with(std::cell::Cell::get), before + 2);
+    }
 
     #[test]
     fn a_ca_whose_key_usage_leaves_out_crl_sign_cannot_vouch_for_a_crl() {

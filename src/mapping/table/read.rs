@@ -18,6 +18,8 @@ use super::{
 
 /// Bytes read per block; a block is one worker's unit of parsing.
 const BLOCK: usize = 8 << 20;
+/// The first read into a new buffer; it doubles up to [`BLOCK`].
+const FIRST_READ: usize = 64 << 10;
 /// A line longer than this is refused (a certificate is a few kilobytes).
 const MAX_LINE: usize = 1 << 20;
 
@@ -274,13 +276,17 @@ impl<R: Read> Blocks<R> {
     /// matter, and it keeps its length so that it is zeroed only once); `None` at the end.
     fn next_block(&mut self, mut text: Vec<u8>) -> Result<Option<Block>, TableError> {
         let kept = self.carry.len();
-        if text.len() < kept + BLOCK {
-            text.resize(kept + BLOCK, 0);
+        // A small table needs no 8 MiB buffer: start small and double up to a block.
+        if text.len() < kept + FIRST_READ {
+            text.resize(kept + FIRST_READ, 0);
         }
         text[..kept].copy_from_slice(&self.carry);
         self.carry.clear();
         let mut filled = kept;
         while !self.done && filled < BLOCK {
+            if filled == text.len() {
+                text.resize((2 * text.len()).min(kept + BLOCK), 0);
+            }
             match self.input.read(&mut text[filled..]) {
                 Ok(0) => self.done = true,
                 Ok(n) => filled += n,
