@@ -183,11 +183,11 @@ pub enum AccountRef<'a> {
         /// IIS `defaultLogonDomain` of the mapping's section.
         default_logon_domain: Option<&'a str>,
     },
-    /// A DN the directory returned, e.g. from [`Directory::find_by_certificate`].
+    /// A DN the directory returned, e.g. from [`super::Directory::find_by_certificate`].
     Dn(&'a str),
 }
 
-/// The result of [`Directory::find_by_certificate`].
+/// The result of [`super::Directory::find_by_certificate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CertMatch {
