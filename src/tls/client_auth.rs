@@ -18,6 +18,7 @@ use rustls::{
     SignatureScheme,
 };
 
+use super::verified_chains::{ChainKey, VerifiedChains};
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
 use crate::revocation::{Report, Revocation, Verdict as RevocationVerdict};
@@ -73,6 +74,8 @@ pub struct ClientAuth {
     reporting: ErrorReporting,
     revocation: Option<Arc<Revocation>>,
     fingerprint: [u8; 32],
+    /// Chains webpki accepted, so a returning client's chain is not verified again.
+    verified: VerifiedChains,
 }
 
 impl ClientAuth {
@@ -91,6 +94,7 @@ impl ClientAuth {
                 ErrorReporting::Http,
                 false,
             ),
+            verified: VerifiedChains::default(),
         }
     }
 
@@ -118,7 +122,31 @@ impl ClientAuth {
             reporting,
             revocation,
             fingerprint,
+            verified: VerifiedChains::default(),
         })
+    }
+
+    /// webpki's verdict on a chain, from [`VerifiedChains`] when this exact chain verified
+    /// before and is still in date.
+    fn verify_chain(
+        &self,
+        webpki: &dyn ClientCertVerifier,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let key = ChainKey::of(leaf, intermediates);
+        if self.verified.contains(&key, now) {
+            return Ok(ClientCertVerified::assertion());
+        }
+        let verified = webpki.verify_client_cert(leaf, intermediates, now)?;
+        self.verified.insert(key, leaf, intermediates);
+        Ok(verified)
+    }
+
+    /// Chain verifications answered from the chains verified before, and those that ran webpki.
+    pub fn verified_chain_counts(&self) -> (u64, u64) {
+        self.verified.counts()
     }
 
     /// The site's revocation checker, when client certificates are requested.
@@ -172,6 +200,15 @@ impl ClientAuth {
 
     /// Judges the chain a client presented (leaf first) and maps any failure to its IIS status.
     pub fn classify(&self, chain: Option<&[CertificateDer<'static>]>) -> ClientCert {
+        self.classify_at(chain, UnixTime::now())
+    }
+
+    /// [`Self::classify`] at `now`.
+    pub fn classify_at(
+        &self,
+        chain: Option<&[CertificateDer<'static>]>,
+        now: UnixTime,
+    ) -> ClientCert {
         let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
             return ClientCert::Absent;
         };
@@ -180,7 +217,7 @@ impl ClientAuth {
             // Certificates were never requested; a client cannot have sent one.
             return ClientCert::Absent;
         };
-        let verdict = webpki.verify_client_cert(leaf, intermediates, UnixTime::now());
+        let verdict = self.verify_chain(webpki.as_ref(), leaf, intermediates, now);
         match (verdict, facts) {
             (Ok(_), facts) => verified(facts),
             (Err(err), facts) => ClientCert::Rejected {
@@ -290,7 +327,7 @@ impl ClientCertVerifier for ClientAuth {
     ) -> Result<ClientCertVerified, Error> {
         match (&self.webpki, self.reporting) {
             (Some(webpki), ErrorReporting::Tls) => {
-                webpki.verify_client_cert(end_entity, intermediates, now)
+                self.verify_chain(webpki.as_ref(), end_entity, intermediates, now)
             }
             (Some(_), ErrorReporting::Http) => Ok(ClientCertVerified::assertion()),
             (None, _) => Err(Error::General(
@@ -319,5 +356,94 @@ impl ClientCertVerifier for ClientAuth {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.signatures.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pki::{Authority, ClientSpec};
+
+    fn policy(ca: &Authority, reporting: ErrorReporting) -> ClientAuth {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der.clone()).unwrap();
+        ClientAuth::new(roots, None, reporting, true).unwrap()
+    }
+
+    fn status(verdict: &ClientCert) -> Option<IisStatus> {
+        match verdict {
+            ClientCert::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_returning_chain_is_not_verified_again_but_is_still_judged_in_time() {
+        let ca = Authority::new("Returning CA").unwrap();
+        let chain = vec![ca.client(&ClientSpec::new("alice")).unwrap().der];
+        let auth = policy(&ca, ErrorReporting::Http);
+        let now = UnixTime::now();
+        for _ in 0..3 {
+            assert!(matches!(
+                auth.classify_at(Some(&chain), now),
+                ClientCert::Valid(_)
+            ));
+        }
+        assert_eq!(auth.verified_chain_counts(), (2, 1), "webpki ran once");
+
+        // Past the leaf's notAfter the kept verdict does not apply: webpki runs and says 403.17.
+        let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
+        let after = u64::try_from(leaf.validity().not_after.timestamp()).unwrap() + 1;
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(after));
+        let verdict = auth.classify_at(Some(&chain), later);
+        assert_eq!(status(&verdict), Some(IisStatus::CERT_EXPIRED));
+        assert_eq!(auth.verified_chain_counts(), (2, 2));
+
+        // A reloaded policy (new anchors or not) starts with nothing verified.
+        let reloaded = policy(&ca, ErrorReporting::Http);
+        assert!(matches!(
+            reloaded.classify_at(Some(&chain), now),
+            ClientCert::Valid(_)
+        ));
+        assert_eq!(reloaded.verified_chain_counts(), (0, 1));
+    }
+
+    #[test]
+    fn a_refused_chain_is_refused_every_time() {
+        let ca = Authority::new("Trusted CA").unwrap();
+        let stranger = Authority::new("Trusted CA").unwrap();
+        let chain = vec![stranger.client(&ClientSpec::new("mallory")).unwrap().der];
+        for reporting in [ErrorReporting::Http, ErrorReporting::Tls] {
+            let auth = policy(&ca, reporting);
+            for _ in 0..2 {
+                let verdict = auth.classify(Some(&chain));
+                assert_eq!(status(&verdict), Some(IisStatus::CERT_UNTRUSTED));
+                assert!(
+                    auth.verify_client_cert(&chain[0], &[], UnixTime::now())
+                        .is_err()
+                        || reporting == ErrorReporting::Http
+                );
+            }
+            assert_eq!(
+                auth.verified_chain_counts().0,
+                0,
+                "{reporting:?}: nothing kept"
+            );
+        }
+    }
+
+    #[test]
+    fn the_handshake_verifier_shares_the_verified_chains() {
+        let ca = Authority::new("Handshake CA").unwrap();
+        let leaf = ca.client(&ClientSpec::new("carol")).unwrap().der;
+        let auth = policy(&ca, ErrorReporting::Tls);
+        for _ in 0..2 {
+            auth.verify_client_cert(&leaf, &[], UnixTime::now())
+                .unwrap();
+        }
+        assert_eq!(auth.verified_chain_counts(), (1, 1));
     }
 }

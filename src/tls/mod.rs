@@ -5,6 +5,7 @@ pub mod accept;
 pub mod client_auth;
 pub mod server;
 pub mod ticket_keys;
+mod verified_chains;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
