@@ -243,7 +243,6 @@ impl Revocation {
     }
 
     async fn status(&self, step: &Step, label: &Arc<str>) -> Status {
-        let keys = Arc::new(chain::issuer_keys(step, &self.anchors));
         let crl_keys = Arc::new(chain::crl_keys(step, &self.anchors));
         let now = unix_now();
         let mut problems: Vec<String> = Vec::new();
@@ -314,7 +313,10 @@ impl Revocation {
         }
 
         // 3. OCSP: the CA itself may sign responses whatever its keyUsage says of CRLs.
-        let want = Want { keys, ..want };
+        let want = Want {
+            keys: Arc::new(chain::issuer_keys(step, &self.anchors)),
+            ..want
+        };
         for url in &cert.ocsp {
             match ocsp::status(&self.store, step, url, &want).await {
                 Ok(ocsp::Answer::Good(how)) => return Status::Good(how),
