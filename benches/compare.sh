@@ -11,7 +11,7 @@
 # (the kernel's TCP and scheduling work on the proxy's behalf).
 #
 # Load generators (-g): `certgate` (certgate bench, all modes), and two nobody here wrote, for
-# full handshakes only: `s_time` (openssl s_time -new: handshake and close, no HTTP; several
+# full handshakes only: `s_time` (openssl s_time -new -www: handshake, one GET, close; several
 # processes) and `curl` (curl --parallel --no-sessionid with Connection: close: handshake plus
 # one proxied HTTP/1.1 request per connection). Each generator measures each server in each of
 # -r rounds (servers interleaved per round), and the summary prints every round's ratio and the
@@ -61,7 +61,12 @@
 #      WARMUP (2 s), BACKEND=nginx|certgate (certgate = `certgate echo-backend`), CERTGATE_LOG,
 #      KX_GROUPS (default x25519: Debian's nginx/OpenSSL 3.0 has no X25519MLKEM768 while rustls
 #      prefers it, so without pinning the comparison would mostly measure the key exchange;
-#      set KX_GROUPS= to let each server pick).
+#      set KX_GROUPS= to let each server pick), SUITES (TLS 1.3 cipher suites in the server's
+#      order, given to both servers, default certgate's own default order with AES-128-GCM first:
+#      nginx honours the client's order unless told otherwise, and the OpenSSL clients here
+#      prefer AES-256-GCM-SHA384, whose SHA-384 key schedule costs both servers more; set
+#      SUITES= to run each server on its own default). The summary prints the suite an OpenSSL
+#      client ends up with on each server.
 #
 # Needs: nginx (apt-get install nginx-light), openssl, taskset (util-linux), python3, a Rust
 # toolchain unless CERTGATE_BIN is set. Everything runs as the current user in a temp dir.
@@ -80,6 +85,7 @@ PORT_BASE=${PORT_BASE:-18440}
 BACKEND=${BACKEND:-nginx}
 CERTGATE_LOG=${CERTGATE_LOG:-warn}
 KX_GROUPS=${KX_GROUPS-x25519}
+SUITES=${SUITES-TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256}
 GENERATORS=${GENERATORS:-"certgate s_time curl"}
 ROUNDS=${ROUNDS:-1}
 FLOOR=${FLOOR:-0}
@@ -274,6 +280,8 @@ start_nginx_proxy() {
         listen 127.0.0.1:$NGINX_PORT ssl;
         server_name localhost;
         ssl_protocols TLSv1.3;
+${SUITES:+ssl_prefer_server_ciphers on;
+        ssl_conf_command Ciphersuites $SUITES;}
         ssl_certificate $PKI/server.crt;
         ssl_certificate_key $PKI/server.key;
         ssl_client_certificate $PKI/ca.crt;
@@ -295,6 +303,8 @@ start_nginx_proxy() {
 
 start_certgate_proxy() {
     local name=${1:-certgate} kerberos= target= user='BENCH\\client' client=client revocation=
+    local suites=
+    [[ -n $SUITES ]] && suites="cipher_suites = [\"${SUITES//:/\", \"}\"]"
     if [[ $name == certgate-revocation ]]; then
         client=client-rev
         revocation='[site.revocation]
@@ -325,6 +335,7 @@ persist_auth = $([[ $name == certgate-kerberos-token ]] && echo false || echo tr
 [server]
 listen = ["127.0.0.1:$CERTGATE_PORT"]
 admin_listen = "127.0.0.1:$ADMIN_PORT"
+$suites
 
 [headers]
 issuer = ""
@@ -389,21 +400,31 @@ bench() {
         --mode "$mode" -c "$CONC" -d "$secs" "${kx[@]}" --json --quiet
 }
 
-# openssl s_time -new: S_TIME_PROCS sequential clients, each a full handshake then close (no
-# HTTP: s_time's -www sends HTTP/1.0 without Host, which certgate refuses before proxying).
+# openssl s_time -new: S_TIME_PROCS sequential clients, each a full handshake, one proxied
+# HTTP/1.1 GET read to its end, and close. s_time sends "GET <page> HTTP/1.0" with no Host; the
+# page below smuggles HTTP/1.1, Host and Connection: close in and leaves " HTTP/1.0" as the value
+# of a dummy header, so both proxies forward the request. Without -www s_time closes right after
+# its Finished, the server's next read fails with ECONNRESET, and the handshake is never
+# completed (certgate counted every one as outcome="io"): the CPU measured was that of an
+# unfinished handshake. The bytes read per connection are checked to be a whole response.
 # Writes JSON like `certgate bench --json` with the fields the summary uses.
+S_TIME_PAGE=$'/s_time HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Pad:'
 gen_s_time() {
-    local port=$1 secs=$2 i pids=() ok=0 n
+    local port=$1 secs=$2 i pids=() ok=0 n per
     for i in $(seq "$S_TIME_PROCS"); do
         taskset -c "$GEN_CPU" openssl s_time -connect "127.0.0.1:$port" -new -tls1_3 -time "$secs" \
-            -cert "$PKI/$CLIENT.crt" -key "$PKI/client.key" -CAfile "$PKI/ca.crt" \
+            -www "$S_TIME_PAGE" -cert "$PKI/$CLIENT.crt" -key "$PKI/client.key" -CAfile "$PKI/ca.crt" \
             >"$WORK/s_time.$i.out" 2>&1 &
         pids+=($!)
     done
     wait "${pids[@]}" || true
     for i in $(seq "$S_TIME_PROCS"); do
-        # "1234 connections in 10.00s; ..." (the first such line is the -new run)
+        # "1234 connections in 10.00s; ..." (the first such line is the -new run), then
+        # "1234 connections in 11 real seconds, 145 bytes read per connection"
         n=$(grep -m1 -o '^[0-9]* connections in [0-9.]*s' "$WORK/s_time.$i.out" | cut -d' ' -f1 || true)
+        per=$(grep -m1 -o '[0-9]* bytes read per connection' "$WORK/s_time.$i.out" | cut -d' ' -f1 || true)
+        ((${n:-0} == 0 || ${per:-0} >= 100)) ||
+            die "s_time read ${per:-0} bytes per connection, not whole responses; see $WORK/s_time.$i.out"
         ok=$((ok + ${n:-0}))
     done
     gen_json "$ok" "$secs"
@@ -461,6 +482,11 @@ for server in $SERVERS; do
             ;;
         *) die "unknown server $server" ;;
     esac
+    # The suite an OpenSSL client (curl's and s_time's library, AES-256 first) ends up with.
+    [[ -s $WORK/suite.$server ]] || openssl s_client -connect "127.0.0.1:${SERVER_PORT[$server]}" \
+        -servername localhost -tls1_3 -CAfile "$PKI/ca.crt" -cert "$PKI/$CLIENT.crt" \
+        -key "$PKI/client.key" </dev/null 2>/dev/null | sed -n 's/.*Cipher is //p' | head -1 \
+        >"$WORK/suite.$server" || true
     for generator in $GENERATORS; do
     gen_modes=$MODES
     [[ $generator == certgate ]] || gen_modes=handshake
@@ -541,9 +567,10 @@ if [[ -s $WORK/kerberos_auth.txt ]]; then
     cat "$WORK/kerberos_auth.txt"
 fi
 python3 - "$RESULTS" "$CONC" "$DURATION" "$FLOOR_OUT" <<'PY'
-import csv, json, statistics, sys
+import csv, json, os, statistics, sys
 
 path, conc, duration, floor_path = sys.argv[1:5]
+work = os.path.dirname(path)
 rows = {}
 with open(path) as f:
     for r in csv.DictReader(f, delimiter="\t"):
@@ -621,12 +648,17 @@ if floor:
             c = statistics.median(r[3] for r in rs)
             print(f"  certgate via {gen:<8}: {c:.0f} µs per handshake = {c / base['median_us']:.2f} x the certgate floor")
 
-print("\nnegotiated (certgate bench):")
+print("\nnegotiated (certgate bench; and the suite an OpenSSL client, as curl and s_time, got):")
 for server in sorted({k[2] for k in rows}):
     tls = [v["tls"] for k, v in rows.items() if k[2] == server and v["tls"] != "?"]
-    print(f"  {server:<23} {tls[0] if tls else '?'}")
+    try:
+        with open(f"{work}/suite.{server}") as f:
+            suite = f.read().strip() or "?"
+    except OSError:
+        suite = "?"
+    print(f"  {server:<23} {tls[0] if tls else '?'}; OpenSSL client: {suite}")
 print("user/sys split cpu µs/req into the proxy's own code and the kernel's work for it (TCP on")
 print("loopback, wakeups, scheduling), which any proxy doing the same 4 segments per request pays.")
 print("core% is the server core (proxy + backend + kernel); near 100 means the server side set the")
-print("rate. s_time rows have no HTTP request (handshake and close); curl and certgate rows do.")
+print("rate. Every handshake row is a full handshake plus one proxied GET.")
 PY

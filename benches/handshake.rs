@@ -101,18 +101,25 @@ fn client_config(pki: &Pki) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// The proxy's provider with its default cipher-suite order, so both variants and the proxy
+/// negotiate the same suite.
+fn server_provider() -> Arc<CryptoProvider> {
+    certgate::tls::cipher_suites::server_provider(certgate::tls::cipher_suites::default_order())
+}
+
 fn stock_server(pki: &Pki) -> Arc<ServerConfig> {
-    let provider = certgate::tls::provider();
+    let provider = server_provider();
     let verifier =
         WebPkiClientVerifier::builder_with_provider(Arc::new(pki.roots()), Arc::clone(&provider))
             .build()
             .unwrap();
-    let config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_client_cert_verifier(verifier)
         .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
         .unwrap();
+    config.ignore_client_order = true;
     Arc::new(config)
 }
 
@@ -123,6 +130,7 @@ fn certgate_server(pki: &Pki) -> (Arc<ServerConfig>, Arc<ClientAuth>) {
         .for_site("bench", auth.trust_fingerprint(), None)
         .unwrap();
     let config = server_config(
+        server_provider(),
         pki.server_chain.clone(),
         pki.server_key.clone_key(),
         Arc::clone(&auth),

@@ -74,6 +74,42 @@ fn unknown_keys_name_their_path_and_position() {
 }
 
 #[test]
+fn cipher_suite_lists_name_the_entry_at_fault() {
+    let dir = dir_with_pki();
+    let with = |suites: &str| {
+        BASIC.replacen(
+            "backend_response_timeout = \"1s\"\n",
+            &format!("backend_response_timeout = \"1s\"\ncipher_suites = [{suites}]\n"),
+            1,
+        )
+    };
+    assert_error(
+        dir.path(),
+        &with(r#""TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256""#),
+        "server.cipher_suites[1]",
+        "`ECDHE-RSA-AES128-GCM-SHA256` is not a cipher suite certgate offers; use one of: ",
+    );
+    assert_error(
+        dir.path(),
+        &with(r#""TLS_AES_128_GCM_SHA256", "tls_aes_128_gcm_sha256""#),
+        "server.cipher_suites[1]",
+        "listed twice (also at [0])",
+    );
+    assert_error(
+        dir.path(),
+        &with(r#""TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256""#),
+        "server.cipher_suites",
+        "no TLS 1.3 suite is listed",
+    );
+    // The IANA names of TLS 1.3 and TLS 1.2 suites load.
+    load(
+        dir.path(),
+        &with(r#""TLS_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384""#),
+    )
+    .unwrap();
+}
+
+#[test]
 fn missing_and_unreadable_files() {
     let dir = dir_with_pki();
     assert_error(

@@ -106,6 +106,11 @@ pub struct RawServer {
     /// (`openssl rand -base64 80`), the last encrypting; mode 600. Default: per-process keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_ticket_keys: Option<String>,
+    /// TLS cipher suites in the server's order of preference, IANA names; the server's order
+    /// wins, as in SChannel. TLS 1.2 is offered only if a TLS 1.2 suite is listed. Default:
+    /// AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305, for TLS 1.3 then TLS 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suites: Option<Vec<String>>,
     /// How often watched files are checked. Default 2s.
     #[serde(
         default,

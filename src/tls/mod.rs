@@ -2,6 +2,7 @@
 //! classification of client certificates into IIS answers.
 
 pub mod accept;
+pub mod cipher_suites;
 pub mod client_auth;
 pub mod server;
 pub mod ticket_keys;

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 
@@ -86,19 +87,24 @@ impl ResumptionKeys {
     }
 }
 
-/// Builds a site's server config: TLS 1.3 and 1.2, ALPN h2 then http/1.1, the certificate
-/// requested in the initial handshake (no renegotiation, so HTTP/2 and TLS 1.3 work).
+/// Builds a site's server config: TLS 1.3 and 1.2 (if `provider` has a TLS 1.2 suite), the
+/// server's cipher-suite order over the client's (see [`super::cipher_suites`]), ALPN h2 then
+/// http/1.1, the certificate requested in the initial handshake (no renegotiation, so HTTP/2
+/// and TLS 1.3 work).
 pub fn server_config(
+    provider: Arc<CryptoProvider>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_auth: Arc<ClientAuth>,
     resumption: Resumption,
 ) -> Result<ServerConfig, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(super::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+    let versions = super::cipher_suites::versions(&provider);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
         .with_client_cert_verifier(client_auth)
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
     config.ticketer = resumption.ticketer;
     // One ticket is enough to resume; each extra one costs a record and an encryption per
     // handshake (measured: -4% server CPU per full handshake).

@@ -59,6 +59,8 @@ pub(super) struct Loader<'a> {
     resumption: &'a ResumptionKeys,
     /// `[server] session_ticket_keys`, once read.
     ticket_keys: Option<crate::tls::ticket_keys::TicketKeys>,
+    /// The crypto provider of every server config, with `[server] cipher_suites` in order.
+    server_tls: Arc<rustls::crypto::CryptoProvider>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     has_directory: bool,
@@ -89,6 +91,9 @@ impl<'a> Loader<'a> {
             base,
             resumption,
             ticket_keys: None,
+            server_tls: crate::tls::cipher_suites::server_provider(
+                crate::tls::cipher_suites::default_order(),
+            ),
             errors: Vec::new(),
             warnings: Vec::new(),
             has_directory: false,

@@ -80,6 +80,15 @@ impl Loader<'_> {
         if raw.server.max_connections == Some(0) {
             self.error("server.max_connections", "must be at least 1");
         }
+        if let Some(names) = &raw.server.cipher_suites {
+            match crate::tls::cipher_suites::parse(names) {
+                Ok(suites) => self.server_tls = crate::tls::cipher_suites::server_provider(suites),
+                Err(e) => match e.index() {
+                    Some(i) => self.error(format!("server.cipher_suites[{i}]"), e.to_string()),
+                    None => self.error("server.cipher_suites", e.to_string()),
+                },
+            }
+        }
         let admin_auth = raw.server.admin.as_ref().and_then(|a| self.admin_auth(a));
         if let Some(file) = &raw.server.session_ticket_keys
             && let Some(path) = self.file_value("server.session_ticket_keys", file)

@@ -47,7 +47,13 @@ impl Loader<'_> {
         let (chain, key_der, key_name) = identity;
         certificate_expiry.server = chain.iter().filter_map(|c| not_after(c)).collect();
         certificate_expiry.server_subjects = chain.iter().map(|c| subject(c)).collect();
-        let tls = match server_config(chain, key_der, Arc::clone(&client_auth), resumption) {
+        let tls = match server_config(
+            Arc::clone(&self.server_tls),
+            chain,
+            key_der,
+            Arc::clone(&client_auth),
+            resumption,
+        ) {
             Ok(tls) => tls,
             Err(e) => {
                 self.error(
