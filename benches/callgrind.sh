@@ -30,8 +30,12 @@
 # handshake higher under curl than under certgate bench or openssl s_time). Both offer only
 # X25519, as compare.sh pins it.
 # Env: CERTGATE_BIN (default target/release/certgate), WARMUP (500; 100 in handshake mode),
-# PORT_BASE (18540), KEEP=1 keeps the work directory with the callgrind files
-# (callgrind_annotate FILE). Needs valgrind (apt-get install valgrind), openssl and python3.
+# PORT_BASE (18540), KEEP=1 keeps the work directory with the callgrind files: part .2 is the
+# measured requests (part .1 the short run), read it with `callgrind_annotate --threshold=100
+# --auto=no FILE.2`. The frames still on the stack when a part was dumped (main, the runtime's
+# loop) show 100% there, callgrind_annotate counting their `calls=0` line as their own cost,
+# and with the default threshold that row is all it prints.
+# Needs valgrind (apt-get install valgrind), openssl and python3.
 set -euo pipefail
 MODE=keepalive REQUESTS=2000 GEN=certgate
 while getopts "m:n:g:" opt; do
