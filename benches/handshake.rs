@@ -113,13 +113,13 @@ fn stock_server(pki: &Pki) -> Arc<ServerConfig> {
         WebPkiClientVerifier::builder_with_provider(Arc::new(pki.roots()), Arc::clone(&provider))
             .build()
             .unwrap();
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(pki.server_chain.clone(), pki.server_key.clone_key())
-        .unwrap();
-    config.ignore_client_order = true;
+    let config = certgate::tls::cipher_suites::ordered_config(
+        provider,
+        verifier,
+        pki.server_chain.clone(),
+        pki.server_key.clone_key(),
+    )
+    .unwrap();
     Arc::new(config)
 }
 

@@ -15,8 +15,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Request;
 use rustls::crypto::aws_lc_rs::cipher_suite as cs;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{CipherSuite, SupportedCipherSuite, SupportedProtocolVersion};
 use support::{BASIC, Env, Pki, send_on};
 
@@ -26,27 +24,17 @@ fn client(
     suites: &[SupportedCipherSuite],
     versions: &[&'static SupportedProtocolVersion],
 ) -> support::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(pki.ca.cert_pem.as_bytes()).unwrap())
-        .unwrap();
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: suites.to_vec(),
         ..(*certgate::tls::provider()).clone()
     };
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![pki.alice.der.clone()],
-            PrivateKeyDer::from_pem_slice(pki.alice.key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    support::Client {
-        config: Arc::new(config),
-    }
+    support::Client::with_provider(
+        &pki.ca.cert_pem,
+        Some(&pki.alice),
+        versions,
+        Arc::new(provider),
+    )
+    .with_alpn(&[b"http/1.1"])
 }
 
 /// The suite negotiated, after one request on the connection went through as alice.

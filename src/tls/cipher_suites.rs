@@ -13,9 +13,11 @@
 
 use std::sync::Arc;
 
-use rustls::SupportedCipherSuite;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::ALL_CIPHER_SUITES;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::{ServerConfig, SupportedCipherSuite};
 
 /// The order used when `cipher_suites` is not set, in IANA names.
 pub const DEFAULT_ORDER: [&str; 9] = [
@@ -128,8 +130,26 @@ pub fn server_provider(suites: Vec<SupportedCipherSuite>) -> Arc<CryptoProvider>
     Arc::new(provider)
 }
 
+/// A server config with `provider`'s suites in the server's order, which wins over the
+/// client's; TLS 1.3, and TLS 1.2 if a TLS 1.2 suite is listed. Every server config certgate
+/// builds (sites, the admin listener) starts here, so none follows the client's order.
+pub fn ordered_config(
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, rustls::Error> {
+    let versions = versions(&provider);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.ignore_client_order = true;
+    Ok(config)
+}
+
 /// The protocol versions the suites allow: TLS 1.3, and TLS 1.2 if a TLS 1.2 suite is listed.
-pub fn versions(provider: &CryptoProvider) -> &'static [&'static rustls::SupportedProtocolVersion] {
+fn versions(provider: &CryptoProvider) -> &'static [&'static rustls::SupportedProtocolVersion] {
     static BOTH: [&rustls::SupportedProtocolVersion; 2] =
         [&rustls::version::TLS13, &rustls::version::TLS12];
     static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];

@@ -285,11 +285,21 @@ impl Client {
         identity: Option<&Issued>,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Self {
+        Self::with_provider(ca_pem, identity, versions, certgate::tls::provider())
+    }
+
+    /// A client with its own crypto provider (e.g. another cipher-suite list).
+    pub fn with_provider(
+        ca_pem: &str,
+        identity: Option<&Issued>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
             .unwrap();
-        let builder = rustls::ClientConfig::builder_with_provider(certgate::tls::provider())
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots);

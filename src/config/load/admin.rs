@@ -75,17 +75,14 @@ impl Loader<'_> {
                 .build()
                 .map_err(|e| self.error(format!("{KEY}.client_ca"), e.to_string()))
                 .ok()?;
-        let server_tls = Arc::clone(&self.server_tls);
-        let versions = crate::tls::cipher_suites::versions(&server_tls);
-        let mut tls = rustls::ServerConfig::builder_with_provider(server_tls)
-            .with_protocol_versions(versions)
-            .and_then(|b| {
-                b.with_client_cert_verifier(verifier)
-                    .with_single_cert(chain, key)
-            })
-            .map_err(|e| self.error(format!("{KEY}.private_key"), e.to_string()))
-            .ok()?;
-        tls.ignore_client_order = true;
+        let tls = crate::tls::cipher_suites::ordered_config(
+            Arc::clone(&self.server_tls),
+            verifier,
+            chain,
+            key,
+        )
+        .map_err(|e| self.error(format!("{KEY}.private_key"), e.to_string()))
+        .ok()?;
         Some(Arc::new(AdminAuth {
             tls: Arc::new(tls),
             mapper,
