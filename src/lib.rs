@@ -2,8 +2,8 @@
 //! "Client Certificate Mapping Authentication" does.
 //!
 //! The crate is laid out by job: [`config`] turns a TOML file into validated runtime types once,
-//! [`tls`] terminates TLS and classifies client certificates, [`identity`] extracts what a
-//! certificate says, [`mapping`] applies IIS one-to-one and many-to-one rules, [`directory`]
+//! [`tls`] terminates TLS and classifies client certificates, [`chain_cache`] keeps what a
+//! returning client chain costs once, [`identity`] extracts what a certificate says, [`mapping`] applies IIS one-to-one and many-to-one rules, [`directory`]
 //! asks Active Directory, [`decision`] decides each request for the proxy and explain alike,
 //! [`forward`] builds what goes to a backend, [`proxy`] runs the per-request phases and
 //! forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), [`server`] runs listeners,
@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod admin_auth;
+pub mod chain_cache;
 pub mod config;
 pub mod decision;
 pub mod denials;

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// TLS handshakes, by `site` (`-` before one is chosen), `outcome` (`ok`, `timeout`,
@@ -57,10 +57,41 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// The open-connections gauge, moved twice per connection: a handle instead of a registry
+/// lookup each time. Taken after the recorder is installed, so it never counts into nothing.
+pub fn active_connections() -> &'static Gauge {
+    static GAUGE: OnceLock<Gauge> = OnceLock::new();
+    GAUGE.get_or_init(|| {
+        let _ = handle();
+        metrics::gauge!(ACTIVE_CONNECTIONS)
+    })
+}
+
+/// Process-wide handles of `metric` for each of `values` of one label, registered on first use
+/// (after the recorder is installed). For per-connection counters with a fixed label set.
+pub fn fixed_counters<const N: usize>(
+    slot: &'static OnceLock<[Counter; N]>,
+    metric: &'static str,
+    label: &'static str,
+    values: [&'static str; N],
+) -> &'static [Counter; N] {
+    slot.get_or_init(|| {
+        let _ = handle();
+        values.map(|value| metrics::counter!(metric, label => value))
+    })
+}
+
 /// Mapping kinds with a pre-registered `certgate_authentications_total` handle.
 const MAPPING_KINDS: [&str; 4] = ["one_to_one", "many_to_one", "active_directory", "anonymous"];
 /// Backend failure kinds.
 const BACKEND_ERROR_KINDS: [&str; 3] = ["connect", "timeout", "other"];
+/// TLS versions and handshake kinds with a pre-registered `certgate_tls_handshakes_total`
+/// handle for `outcome="ok"`.
+const TLS_VERSIONS: [&str; 2] = ["TLSv1.3", "TLSv1.2"];
+const HANDSHAKE_KINDS: [&str; 2] = ["full", "resumed"];
+/// Client-certificate outcomes with a pre-registered handle (rejections carry an IIS code).
+const CERTIFICATE_OUTCOMES: [&str; 2] = ["absent", "valid"];
+
 /// HTTP statuses whose `N.0` request counter is cached (100–599).
 const STATUSES: std::ops::Range<u16> = 100..600;
 
@@ -77,6 +108,9 @@ pub struct SiteMetrics {
 }
 
 struct Handles {
+    /// `outcome="ok"` handshakes by version (outer) and kind (inner).
+    handshakes: [[Counter; HANDSHAKE_KINDS.len()]; TLS_VERSIONS.len()],
+    client_certificates: [Counter; CERTIFICATE_OUTCOMES.len()],
     mappings: [Counter; MAPPING_KINDS.len()],
     backend_errors: [Counter; BACKEND_ERROR_KINDS.len()],
     backend_seconds: Histogram,
@@ -97,6 +131,15 @@ impl SiteMetrics {
         self.handles.get_or_init(|| {
             let site = &self.site;
             Handles {
+                handshakes: TLS_VERSIONS.map(|version| {
+                    HANDSHAKE_KINDS.map(|kind| {
+                        metrics::counter!(TLS_HANDSHAKES, "site" => site.clone(), "outcome" => "ok",
+                            "version" => version, "kind" => kind)
+                    })
+                }),
+                client_certificates: CERTIFICATE_OUTCOMES.map(|outcome| {
+                    metrics::counter!(CLIENT_CERTIFICATES, "site" => site.clone(), "outcome" => outcome)
+                }),
                 mappings: MAPPING_KINDS
                     .map(|kind| metrics::counter!(MAPPINGS, "site" => site.clone(), "kind" => kind)),
                 backend_errors: BACKEND_ERROR_KINDS.map(
@@ -121,6 +164,29 @@ impl SiteMetrics {
         match slot {
             Some(slot) => slot.get_or_init(|| counter(status, 0)).increment(1),
             None => counter(status, substatus).increment(1),
+        }
+    }
+
+    /// Counts a completed handshake (`outcome="ok"`).
+    pub fn handshake(&self, version: &'static str, resumed: bool) {
+        let kind = usize::from(resumed);
+        match TLS_VERSIONS.iter().position(|v| *v == version) {
+            Some(i) => self.handles().handshakes[i][kind].increment(1),
+            None => {
+                metrics::counter!(TLS_HANDSHAKES, "site" => self.site.clone(), "outcome" => "ok",
+                "version" => version, "kind" => HANDSHAKE_KINDS[kind])
+                .increment(1)
+            }
+        }
+    }
+
+    /// Counts a connection's client-certificate verdict: `absent`, `valid`, or an IIS code.
+    pub fn client_certificate(&self, outcome: &str) {
+        match CERTIFICATE_OUTCOMES.iter().position(|o| *o == outcome) {
+            Some(i) => self.handles().client_certificates[i].increment(1),
+            None => metrics::counter!(CLIENT_CERTIFICATES, "site" => self.site.clone(),
+                "outcome" => outcome.to_owned())
+            .increment(1),
         }
     }
 

@@ -239,14 +239,14 @@ struct ActiveConnection;
 
 impl ActiveConnection {
     fn open() -> Self {
-        metrics::gauge!(m::ACTIVE_CONNECTIONS).increment(1.0);
+        m::active_connections().increment(1.0);
         Self
     }
 }
 
 impl Drop for ActiveConnection {
     fn drop(&mut self) {
-        metrics::gauge!(m::ACTIVE_CONNECTIONS).decrement(1.0);
+        m::active_connections().decrement(1.0);
     }
 }
 
@@ -287,18 +287,13 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         .check_revocation(chain, verdict)
         .await;
     let _active = ActiveConnection::open();
-    let site = accepted.site.name.clone();
-    metrics::counter!(m::TLS_HANDSHAKES, "site" => site.clone(), "outcome" => "ok",
-        "version" => accepted.info.version,
-        "kind" => if accepted.info.resumed { "resumed" } else { "full" })
-    .increment(1);
-    let cert_outcome = match &accepted.client_cert {
-        ClientCert::Absent => "absent".to_owned(),
-        ClientCert::Valid(_) => "valid".to_owned(),
-        ClientCert::Rejected { status, .. } => status.code(),
-    };
-    metrics::counter!(m::CLIENT_CERTIFICATES, "site" => site, "outcome" => cert_outcome)
-        .increment(1);
+    let site_metrics = &accepted.site.metrics;
+    site_metrics.handshake(accepted.info.version, accepted.info.resumed);
+    match &accepted.client_cert {
+        ClientCert::Absent => site_metrics.client_certificate("absent"),
+        ClientCert::Valid(_) => site_metrics.client_certificate("valid"),
+        ClientCert::Rejected { status, .. } => site_metrics.client_certificate(&status.code()),
+    }
     tracing::debug!(
         %peer,
         site = %accepted.site.name,

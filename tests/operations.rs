@@ -78,6 +78,29 @@ async fn metrics_health_and_readiness() {
     has("kind=\"one_to_one\"");
     has("certgate_backend_response_duration_seconds_bucket");
     assert!(text.contains("certgate_active_connections"), "{text}");
+    // Per-connection counters (pre-registered handles) count each connection once.
+    let value = |parts: &[&str]| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| parts.iter().all(|p| l.contains(p)) && l.contains("Metrics Site"))
+            .unwrap_or_else(|| panic!("no line with {parts:?} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let handshakes = [
+        "certgate_tls_handshakes_total{",
+        "outcome=\"ok\"",
+        "version=\"TLSv1.3\"",
+        "kind=\"full\"",
+    ];
+    assert_eq!(value(&handshakes), 3.0);
+    for (outcome, n) in [("valid", 1.0), ("absent", 1.0), ("403.17", 1.0)] {
+        let want = format!("outcome=\"{outcome}\"");
+        assert_eq!(
+            value(&["certgate_client_certificates_total{", &want]),
+            n,
+            "{outcome}"
+        );
+    }
     let expiry = text
         .lines()
         .find(|l| {

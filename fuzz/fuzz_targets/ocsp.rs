@@ -10,7 +10,7 @@
 //! the responder certificates (`chain::Link::parse`: CDP, Freshest CRL and AIA URIs), and every
 //! URI found is put through the LDAP URL reader.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use certgate::revocation::chain::{Link, Step};
 use certgate::revocation::ocsp::{self, CachedOcsp, OcspError};
@@ -42,8 +42,8 @@ fn pki() -> &'static Pki {
             ca_keys: vec![ca.spki.clone()],
             stranger_keys: vec![stranger.spki],
             step: Step {
-                cert: leaf,
-                issuer: ca,
+                cert: Arc::new(leaf),
+                issuer: Arc::new(ca),
             },
             now,
         }
@@ -95,8 +95,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = link.signed_by(&pki.step.issuer);
         // A CertID for it is well-formed DER that reads back.
         let id = ocsp::cert_id(&Step {
-            cert: link,
-            issuer: pki.step.issuer.clone(),
+            cert: Arc::new(link),
+            issuer: Arc::clone(&pki.step.issuer),
         });
         let request = ocsp::request(&id);
         let (tlv, rest) = der::read(&request).expect("OCSP request is DER");

@@ -5,6 +5,8 @@
 //! path is rebuilt here (leaf, then each issuer by name, disambiguated by key identifier and
 //! signature when a CA was renewed) because webpki does not hand it out.
 
+use std::sync::Arc;
+
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
@@ -139,23 +141,23 @@ impl Link {
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The certificate whose status is wanted.
-    pub cert: Link,
-    /// Its issuer.
-    pub issuer: Link,
+    pub cert: Arc<Link>,
+    /// Its issuer (shared with the configured anchors when it is one).
+    pub issuer: Arc<Link>,
 }
 
 /// Rebuilds the path from the leaf to a trust anchor: `presented` is the client's chain (leaf
 /// first), `anchors` the configured CA certificates. Returns the steps, leaf first, stopping at
 /// the first certificate issued by an anchor. `None` when no path exists (the caller only calls
 /// this for chains webpki verified, so that means the two disagree: fail closed).
-pub fn path(presented: &[Link], anchors: &[Link]) -> Option<Vec<Step>> {
+pub fn path(presented: &[Arc<Link>], anchors: &[Arc<Link>]) -> Option<Vec<Step>> {
     let mut steps = Vec::new();
-    let mut current = presented.first()?.clone();
+    let mut current = Arc::clone(presented.first()?);
     for _ in 0..8 {
         // A client that sends its CA along (OpenSSL builds the chain from its trust store, so
         // curl does) presents a copy of an anchor: the same certificate, not a second candidate.
         // Telling two candidates apart costs a signature check, a fifth of a handshake.
-        let candidates: Vec<(&Link, bool)> = anchors
+        let candidates: Vec<(&Arc<Link>, bool)> = anchors
             .iter()
             .map(|a| (a, true))
             .chain(
@@ -174,30 +176,30 @@ pub fn path(presented: &[Link], anchors: &[Link]) -> Option<Vec<Step>> {
         };
         let (issuer, is_anchor) = chosen;
         steps.push(Step {
-            cert: current.clone(),
-            issuer: issuer.clone(),
+            cert: Arc::clone(&current),
+            issuer: Arc::clone(issuer),
         });
         if is_anchor {
             return Some(steps);
         }
-        current = issuer.clone();
+        current = Arc::clone(issuer);
     }
     None
 }
 
 /// The SPKIs of every configured CA with `name`, the chain's own issuer first: any of them may
 /// have signed a CRL or OCSP response for that CA (a renewed CA has several keys).
-pub fn issuer_keys(step: &Step, anchors: &[Link]) -> Vec<Vec<u8>> {
+pub fn issuer_keys(step: &Step, anchors: &[Arc<Link>]) -> Vec<Vec<u8>> {
     keys_of(step, anchors, |_| true)
 }
 
 /// The [`issuer_keys`] a CRL may be signed with: those of certificates whose keyUsage allows
 /// cRLSign. A CA whose certificate limits its key to other uses cannot vouch for a CRL.
-pub fn crl_keys(step: &Step, anchors: &[Link]) -> Vec<Vec<u8>> {
+pub fn crl_keys(step: &Step, anchors: &[Arc<Link>]) -> Vec<Vec<u8>> {
     keys_of(step, anchors, |link| link.crl_sign)
 }
 
-fn keys_of(step: &Step, anchors: &[Link], usable: impl Fn(&Link) -> bool) -> Vec<Vec<u8>> {
+fn keys_of(step: &Step, anchors: &[Arc<Link>], usable: impl Fn(&Link) -> bool) -> Vec<Vec<u8>> {
     let mut keys = Vec::new();
     let same_name = anchors.iter().filter(|a| a.subject == step.cert.issuer);
     for link in std::iter::once(&step.issuer).chain(same_name) {
@@ -223,8 +225,9 @@ mod tests {
     #[test]
     fn a_presented_copy_of_the_anchor_is_the_anchor_without_a_signature_check() {
         let ca = Authority::new("Path CA").unwrap();
-        let anchor = Link::parse(&ca.der).unwrap();
-        let client = Link::parse(&ca.client(&ClientSpec::new("alice")).unwrap().der).unwrap();
+        let anchor = Arc::new(Link::parse(&ca.der).unwrap());
+        let client =
+            Arc::new(Link::parse(&ca.client(&ClientSpec::new("alice")).unwrap().der).unwrap());
         let before = SIGNATURE_CHECKS.with(std::cell::Cell::get);
         for presented in [vec![client.clone()], vec![client.clone(), anchor.clone()]] {
             let steps = path(&presented, std::slice::from_ref(&anchor)).unwrap();
@@ -236,7 +239,7 @@ mod tests {
         // A different certificate with the CA's name (a renewed CA) is a real second candidate:
         // only the signature tells which one issued the leaf (the renewed one is tried first).
         let renewed = Authority::new("Path CA").unwrap();
-        let other = Link::parse(&renewed.der).unwrap();
+        let other = Arc::new(Link::parse(&renewed.der).unwrap());
         let steps = path(std::slice::from_ref(&client), &[other, anchor.clone()]).unwrap();
         assert_eq!(steps[0].issuer.der, anchor.der);
         assert_eq!(SIGNATURE_CHECKS.with(std::cell::Cell::get), before + 2);
@@ -245,14 +248,14 @@ mod tests {
     #[test]
     fn a_ca_whose_key_usage_leaves_out_crl_sign_cannot_vouch_for_a_crl() {
         let ca = Authority::new("KU CA").unwrap();
-        let full = Link::parse(&ca.der).unwrap();
-        let limited = Link::parse(&ca.without_crl_sign().unwrap()).unwrap();
+        let full = Arc::new(Link::parse(&ca.der).unwrap());
+        let limited = Arc::new(Link::parse(&ca.without_crl_sign().unwrap()).unwrap());
         assert!(full.crl_sign && !limited.crl_sign);
         assert_eq!(full.spki, limited.spki, "same key, same name");
         let client = ca.client(&ClientSpec::new("alice")).unwrap();
-        let step = |issuer: &Link| Step {
-            cert: Link::parse(&client.der).unwrap(),
-            issuer: issuer.clone(),
+        let step = |issuer: &Arc<Link>| Step {
+            cert: Arc::new(Link::parse(&client.der).unwrap()),
+            issuer: Arc::clone(issuer),
         };
         let crl = Crl::parse(ca.crl(&[5], 7).unwrap().as_bytes()).unwrap();
 

@@ -2,6 +2,10 @@
 //! of the configured `client_ca` the chain ends at, so cardinality is bounded by configuration
 //! and no client-supplied value ever becomes a label.
 
+use std::sync::OnceLock;
+
+use metrics::Counter;
+
 use super::crl::Crl;
 
 /// Age of the last CRL fetched (seconds since its thisUpdate at fetch time), by `ca`.
@@ -60,9 +64,15 @@ pub fn ocsp_outcome(ca: &str, outcome: &'static str) {
     metrics::counter!(OCSP_OUTCOMES, "ca" => ca.to_owned(), "outcome" => outcome).increment(1);
 }
 
-/// Records a verdict.
+/// Records a verdict (once per checked connection, so through pre-registered handles).
 pub fn check(outcome: &'static str) {
-    metrics::counter!(CHECKS, "outcome" => outcome).increment(1);
+    const OUTCOMES: [&str; 3] = ["good", "revoked", "unknown"];
+    static HANDLES: OnceLock<[Counter; 3]> = OnceLock::new();
+    let handles = crate::metrics::fixed_counters(&HANDLES, CHECKS, "outcome", OUTCOMES);
+    match OUTCOMES.iter().position(|o| *o == outcome) {
+        Some(i) => handles[i].increment(1),
+        None => metrics::counter!(CHECKS, "outcome" => outcome).increment(1),
+    }
 }
 
 /// Records the end of a background refresh.

@@ -33,6 +33,7 @@ use self::cache::{Origin, Store, Want, unix_now};
 use self::chain::{Link, Step};
 pub use self::config::{Depth, Policy, UnknownStatus};
 use self::crl::{Crl, Entry};
+use crate::chain_cache::{ChainCache, ChainKey};
 
 /// A CRL file from the configuration.
 #[derive(Debug)]
@@ -47,10 +48,16 @@ pub struct FileCrl {
 #[derive(Debug)]
 pub struct Revocation {
     policy: Policy,
-    anchors: Vec<Link>,
+    anchors: Vec<Arc<Link>>,
     files: Vec<FileCrl>,
     store: Arc<Store>,
+    /// Paths to an anchor already built for a presented chain: they depend only on its bytes
+    /// and on `anchors`, which this checker never changes.
+    paths: ChainCache<Arc<[Step]>>,
 }
+
+/// Chain paths kept per checker (one certificate each besides the shared anchors).
+const KEPT_PATHS: usize = 4096;
 
 /// The verdict on a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +99,10 @@ impl Revocation {
     pub fn new(policy: Policy, anchors: Vec<Link>, files: Vec<FileCrl>, store: Arc<Store>) -> Self {
         Self {
             policy,
-            anchors,
+            anchors: anchors.into_iter().map(Arc::new).collect(),
             files,
             store,
+            paths: ChainCache::new(KEPT_PATHS),
         }
     }
 
@@ -109,8 +117,27 @@ impl Revocation {
     }
 
     /// The configured CA certificates.
-    pub fn anchors(&self) -> &[Link] {
+    pub fn anchors(&self) -> &[Arc<Link>] {
         &self.anchors
+    }
+
+    /// The path from a presented chain (leaf first) to a configured anchor, leaf first; `None`
+    /// when a certificate does not parse or no path exists. Built once per distinct chain.
+    pub fn path_of(&self, chain: &[CertificateDer<'_>]) -> Option<Arc<[Step]>> {
+        let key = ChainKey::of_chain(chain);
+        if let Some(path) = self.paths.get(&key, |_| true) {
+            return Some(path);
+        }
+        let presented: Option<Vec<Arc<Link>>> =
+            chain.iter().map(|c| Link::parse(c).map(Arc::new)).collect();
+        let path: Arc<[Step]> = chain::path(&presented?, &self.anchors)?.into();
+        self.paths.insert(key, Arc::clone(&path));
+        Some(path)
+    }
+
+    /// Path lookups answered from the kept paths, and those that built one.
+    pub fn path_counts(&self) -> (u64, u64) {
+        self.paths.counts()
     }
 
     /// The configured CRL files (`crl = [...]`).
@@ -124,8 +151,7 @@ impl Revocation {
         if self.policy.depth == Depth::None {
             return "revocation.check = \"none\"".into();
         }
-        let presented: Option<Vec<Link>> = chain.iter().map(|c| Link::parse(c)).collect();
-        let Some(steps) = presented.and_then(|p| chain::path(&p, &self.anchors)) else {
+        let Some(steps) = self.path_of(chain) else {
             return "the chain could not be rebuilt".into();
         };
         let count = match self.policy.depth {
@@ -196,8 +222,7 @@ impl Revocation {
     }
 
     async fn check_chain(&self, chain: &[CertificateDer<'_>]) -> Report {
-        let presented: Option<Vec<Link>> = chain.iter().map(|c| Link::parse(c)).collect();
-        let Some(steps) = presented.and_then(|p| chain::path(&p, &self.anchors)) else {
+        let Some(steps) = self.path_of(chain) else {
             return self.unknown(vec!["the verified chain could not be rebuilt".into()]);
         };
         let label: Arc<str> = steps
@@ -383,8 +408,7 @@ impl Revocation {
                 lines: vec!["revocation not checked (revocation.check = \"none\")".into()],
             });
         }
-        let presented: Option<Vec<Link>> = chain.iter().map(|c| Link::parse(c)).collect();
-        let steps = presented.and_then(|p| chain::path(&p, &self.anchors))?;
+        let steps = self.path_of(chain)?;
         let count = match self.policy.depth {
             Depth::EndEntity => 1,
             _ => steps.len(),
@@ -470,4 +494,77 @@ fn ca_label(anchor: &Link) -> String {
 
 fn short_subject(link: &Link) -> String {
     link.common_name.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::pki::{Authority, ClientSpec};
+
+    #[tokio::test]
+    async fn a_kept_path_is_still_checked_against_the_crls_every_time() {
+        let ca = Authority::new("Kept paths CA").unwrap();
+        let revoked = vec![
+            ca.client(&ClientSpec {
+                serial: Some(7),
+                ..ClientSpec::new("alice")
+            })
+            .unwrap()
+            .der,
+        ];
+        let good = vec![
+            ca.client(&ClientSpec {
+                serial: Some(8),
+                ..ClientSpec::new("bob")
+            })
+            .unwrap()
+            .der,
+        ];
+        let crl = FileCrl {
+            name: "ca.crl".into(),
+            crl: Arc::new(Crl::parse(ca.crl(&[7], 7).unwrap().as_bytes()).unwrap()),
+        };
+        let store = Arc::new(Store::new(Default::default(), None, None));
+        let anchors = vec![Link::parse(&ca.der).unwrap()];
+        let revocation = Revocation::new(Policy::default(), anchors, vec![crl], store);
+
+        for round in 0..3 {
+            assert_eq!(
+                revocation.check(&revoked).await.verdict,
+                Verdict::Revoked,
+                "{round}"
+            );
+            assert_eq!(
+                revocation.check(&good).await.verdict,
+                Verdict::Good,
+                "{round}"
+            );
+        }
+        // Each chain's path was built once; the CRL decided all six checks.
+        assert_eq!(revocation.path_counts(), (4, 2));
+
+        // The same leaf presented with its CA along is another chain, with the same path.
+        let with_ca = vec![good[0].clone(), ca.der.clone()];
+        assert_eq!(revocation.check(&with_ca).await.verdict, Verdict::Good);
+        assert_eq!(revocation.path_counts(), (4, 3));
+        let (kept, built) = (
+            revocation.path_of(&good).unwrap(),
+            revocation.path_of(&with_ca).unwrap(),
+        );
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].cert.der, built[0].cert.der);
+        assert!(
+            Arc::ptr_eq(&kept[0].issuer, &revocation.anchors()[0]),
+            "the issuer is the configured anchor itself, not a copy"
+        );
+
+        // A chain that leads to no configured anchor is not kept, and stays unknown.
+        let stranger = Authority::new("Another CA").unwrap();
+        let foreign = vec![stranger.client(&ClientSpec::new("mallory")).unwrap().der];
+        for _ in 0..2 {
+            assert_eq!(revocation.check(&foreign).await.verdict, Verdict::Unknown);
+        }
+        assert_eq!(revocation.path_counts(), (6, 5));
+    }
 }

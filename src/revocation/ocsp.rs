@@ -184,7 +184,7 @@ fn check_signature(
         let issued_by_ca = issuer_keys.iter().any(|k| {
             let ca = Link {
                 spki: k.clone(),
-                ..step.issuer.clone()
+                ..(*step.issuer).clone()
             };
             responder.signed_by(&ca)
         });
@@ -474,8 +474,8 @@ mod tests {
         let ca = link(include_bytes!("../../fuzz/data/ocsp/ca.der"));
         let stranger = link(include_bytes!("../../fuzz/data/ocsp/stranger.der"));
         let step = Step {
-            cert: link(include_bytes!("../../fuzz/data/ocsp/leaf.der")),
-            issuer: ca.clone(),
+            cert: Arc::new(link(include_bytes!("../../fuzz/data/ocsp/leaf.der"))),
+            issuer: Arc::new(ca.clone()),
         };
         let now: i64 = include_str!("../../fuzz/data/ocsp/now")
             .trim()

@@ -18,7 +18,8 @@ use rustls::{
     SignatureScheme,
 };
 
-use super::verified_chains::{ChainKey, VerifiedChains};
+use super::verified_chains::VerifiedChains;
+use crate::chain_cache::ChainKey;
 use crate::identity::CertFacts;
 use crate::iis::IisStatus;
 use crate::revocation::{Report, Revocation, Verdict as RevocationVerdict};
@@ -127,21 +128,25 @@ impl ClientAuth {
     }
 
     /// webpki's verdict on a chain, from [`VerifiedChains`] when this exact chain verified
-    /// before and is still in date.
+    /// before and is still in date. `Ok` carries the leaf's facts, kept with the chain (`None`
+    /// only if x509-parser cannot read a leaf webpki accepted).
     fn verify_chain(
         &self,
         webpki: &dyn ClientCertVerifier,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-    ) -> Result<ClientCertVerified, Error> {
+    ) -> Result<Option<Arc<CertFacts>>, Error> {
         let key = ChainKey::of(leaf, intermediates);
-        if self.verified.contains(&key, now) {
-            return Ok(ClientCertVerified::assertion());
+        if let Some(facts) = self.verified.get(&key, now) {
+            return Ok(Some(facts));
         }
-        let verified = webpki.verify_client_cert(leaf, intermediates, now)?;
-        self.verified.insert(key, leaf, intermediates);
-        Ok(verified)
+        webpki.verify_client_cert(leaf, intermediates, now)?;
+        let facts = CertFacts::parse(leaf).ok().map(Arc::new);
+        if let Some(facts) = &facts {
+            self.verified.insert(key, Arc::clone(facts), intermediates);
+        }
+        Ok(facts)
     }
 
     /// Chain verifications answered from the chains verified before, and those that ran webpki.
@@ -192,10 +197,14 @@ impl ClientAuth {
         if !(full_handshake && self.reporting == ErrorReporting::Tls && self.webpki.is_some()) {
             return self.classify(chain);
         }
-        let Some(leaf) = chain.and_then(<[_]>::first) else {
+        let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
             return ClientCert::Absent;
         };
-        verified(CertFacts::parse(leaf).ok().map(Arc::new))
+        // The handshake's verifier kept the chain with its leaf's facts just now.
+        let kept = self
+            .verified
+            .get(&ChainKey::of(leaf, intermediates), UnixTime::now());
+        verified(kept.or_else(|| CertFacts::parse(leaf).ok().map(Arc::new)))
     }
 
     /// Judges the chain a client presented (leaf first) and maps any failure to its IIS status.
@@ -212,18 +221,16 @@ impl ClientAuth {
         let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
             return ClientCert::Absent;
         };
-        let facts = CertFacts::parse(leaf).ok().map(Arc::new);
         let Some(webpki) = &self.webpki else {
             // Certificates were never requested; a client cannot have sent one.
             return ClientCert::Absent;
         };
-        let verdict = self.verify_chain(webpki.as_ref(), leaf, intermediates, now);
-        match (verdict, facts) {
-            (Ok(_), facts) => verified(facts),
-            (Err(err), facts) => ClientCert::Rejected {
+        match self.verify_chain(webpki.as_ref(), leaf, intermediates, now) {
+            Ok(facts) => verified(facts),
+            Err(err) => ClientCert::Rejected {
                 status: status_for(&err),
                 detail: err.to_string(),
-                facts,
+                facts: CertFacts::parse(leaf).ok().map(Arc::new),
             },
         }
     }
@@ -326,9 +333,9 @@ impl ClientCertVerifier for ClientAuth {
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
         match (&self.webpki, self.reporting) {
-            (Some(webpki), ErrorReporting::Tls) => {
-                self.verify_chain(webpki.as_ref(), end_entity, intermediates, now)
-            }
+            (Some(webpki), ErrorReporting::Tls) => self
+                .verify_chain(webpki.as_ref(), end_entity, intermediates, now)
+                .map(|_| ClientCertVerified::assertion()),
             (Some(_), ErrorReporting::Http) => Ok(ClientCertVerified::assertion()),
             (None, _) => Err(Error::General(
                 "client certificates are not accepted".into(),
@@ -386,13 +393,21 @@ mod tests {
         let chain = vec![ca.client(&ClientSpec::new("alice")).unwrap().der];
         let auth = policy(&ca, ErrorReporting::Http);
         let now = UnixTime::now();
-        for _ in 0..3 {
-            assert!(matches!(
-                auth.classify_at(Some(&chain), now),
-                ClientCert::Valid(_)
-            ));
-        }
+        let verdicts: Vec<_> = (0..3)
+            .map(|_| auth.classify_at(Some(&chain), now))
+            .collect();
+        let facts: Vec<_> = verdicts
+            .iter()
+            .map(|v| match v {
+                ClientCert::Valid(facts) => Arc::clone(facts),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         assert_eq!(auth.verified_chain_counts(), (2, 1), "webpki ran once");
+        assert!(
+            Arc::ptr_eq(&facts[0], &facts[1]) && Arc::ptr_eq(&facts[0], &facts[2]),
+            "the leaf is parsed once, with the chain's first verification"
+        );
 
         // Past the leaf's notAfter the kept verdict does not apply: webpki runs and says 403.17.
         let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).unwrap();
@@ -445,5 +460,19 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(auth.verified_chain_counts(), (1, 1));
+        // After a full handshake the verdict takes the facts kept by the handshake's verifier.
+        let chain = [leaf];
+        let (ClientCert::Valid(first), ClientCert::Valid(second)) = (
+            auth.classify_handshake(Some(&chain), true),
+            auth.classify_handshake(Some(&chain), true),
+        ) else {
+            panic!("a verified chain is valid");
+        };
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(
+            auth.verified_chain_counts(),
+            (3, 1),
+            "no webpki run after the handshake"
+        );
     }
 }

@@ -148,7 +148,7 @@ async fn site_probes(
             continue;
         }
         let who = common_name(cert);
-        let issuers: Vec<&Link> = anchors
+        let issuers: Vec<&Arc<Link>> = anchors
             .iter()
             .filter(|a| a.subject == cert.issuer)
             .collect();
@@ -166,8 +166,8 @@ async fn site_probes(
             continue;
         };
         let step = Step {
-            cert: cert.clone(),
-            issuer: (*issuer).clone(),
+            cert: Arc::clone(cert),
+            issuer: Arc::clone(issuer),
         };
         let policy = revocation.policy();
         let want = Want {
@@ -258,7 +258,7 @@ fn file_probes(
             continue;
         }
         let crl = &file.crl;
-        let issuers: Vec<&Link> = anchors.iter().filter(|a| a.subject == crl.issuer).collect();
+        let issuers: Vec<&Arc<Link>> = anchors.iter().filter(|a| a.subject == crl.issuer).collect();
         // The proxy's rule (`chain::crl_keys`): only a key whose certificate allows cRLSign.
         let signer = issuers
             .iter()
@@ -320,12 +320,12 @@ fn summary(crl: &crate::revocation::crl::Crl, signer: &str) -> String {
 }
 
 /// Size, signer, validity and number of a verified CRL, and where it was kept.
-fn describe(c: &CachedCrl, anchors: &[Link], want: &Want, store: &Arc<Store>) -> String {
+fn describe(c: &CachedCrl, anchors: &[Arc<Link>], want: &Want, store: &Arc<Store>) -> String {
     let crl = &c.crl;
     let signer = anchors
         .iter()
         .find(|a| a.subject == want.issuer && crl.verify(&a.spki).is_ok())
-        .map_or_else(|| "?".to_owned(), common_name);
+        .map_or_else(|| "?".to_owned(), |a| common_name(a));
     let mut out = summary(crl, &signer);
     if let Some(dir) = store.state_dir() {
         out.push_str(&format!(", saved in {}", dir.display()));
