@@ -10,10 +10,12 @@
 # CPU time is also split into user (the proxy's own code: TLS records, HTTP, policy) and sys
 # (the kernel's TCP and scheduling work on the proxy's behalf).
 #
-# Load generators (-g): `certgate` (certgate bench, all modes), and two nobody here wrote, for
-# full handshakes only: `s_time` (openssl s_time -new -www: handshake, one GET, close; several
-# processes) and `curl` (curl --parallel --no-sessionid with Connection: close: handshake plus
-# one proxied HTTP/1.1 request per connection). Each generator measures each server in each of
+# Load generators (-g): `certgate` (certgate bench, all modes), and two nobody here wrote:
+# `s_time` (openssl s_time -new -www: handshake, one GET, close; several processes; handshake
+# mode only) and `curl` (handshake mode: curl --parallel --no-sessionid with Connection: close,
+# a full handshake plus one proxied HTTP/1.1 request per connection; keepalive mode: the same
+# curl without them, so its parallel transfers reuse up to -c connections, each carrying
+# thousands of requests, and the handshakes weigh a few percent at most). Each generator measures each server in each of
 # -r rounds (servers interleaved per round), and the summary prints every round's ratio and the
 # spread. With -f the in-process handshake floor (benches/handshake.rs) runs in the same
 # session on the server core with the same keys.
@@ -430,23 +432,30 @@ gen_s_time() {
     gen_json "$ok" "$secs"
 }
 
-# curl --parallel --no-sessionid: every transfer a new connection with a full handshake (no
-# session reuse, Connection: close) and one proxied HTTP/1.1 GET.
-CURL_RATE=100
+# curl --parallel, HTTP/1.1. handshake: --no-sessionid and Connection: close, so every transfer
+# is a new connection with a full handshake and one proxied GET. keepalive: transfers reuse the
+# parallel connections.
+declare -A CURL_RATE=([handshake]=100 [keepalive]=2000)
 gen_curl() {
     # A fixed number of transfers (curl loses its -w output when interrupted): SECS at the rate
-    # of the previous run (the warm-up before each measured run), so a measured run lasts about
-    # SECS and its CPU time is many clock ticks; the rate is what they took.
-    local port=$1 n=$(($2 * CURL_RATE)) ok t0 t1
+    # of the previous run in this mode (the warm-up before each measured run), so a measured run
+    # lasts about SECS and its CPU time is many clock ticks; the rate is what they took.
+    local port=$1 secs=$2 mode=$3 ok t0 t1 per_conn=()
+    local n=$((secs * CURL_RATE[$mode]))
+    [[ $mode == handshake ]] && per_conn=(--no-sessionid -H 'Connection: close')
     t0=$(date +%s.%N)
     taskset -c "$GEN_CPU" timeout 300 curl -s -Z --parallel-max "$CONC" --http1.1 \
-        --no-sessionid --tlsv1.3 ${KX_GROUPS:+--curves "$KX_GROUPS"} \
-        -H 'Connection: close' --cacert "$PKI/ca.crt" --cert "$PKI/$CLIENT.crt" --key "$PKI/client.key" \
-        -o /dev/null -w '%{http_code}\n' "https://localhost:$port/[1-$n]" \
+        "${per_conn[@]}" --tlsv1.3 ${KX_GROUPS:+--curves "$KX_GROUPS"} \
+        --cacert "$PKI/ca.crt" --cert "$PKI/$CLIENT.crt" --key "$PKI/client.key" \
+        -o /dev/null -w '%{http_code} %{num_connects}\n' "https://localhost:$port/[1-$n]" \
         >"$WORK/curl.out" 2>/dev/null || true
     t1=$(date +%s.%N)
-    ok=$(grep -c '^200$' "$WORK/curl.out" || true)
-    CURL_RATE=$(python3 -c "print(max(50, int(${ok:-0} / max($t1 - $t0, 0.001))))")
+    ok=$(grep -c '^200 ' "$WORK/curl.out" || true)
+    CURL_RATE[$mode]=$(python3 -c "print(max(50, int(${ok:-0} / max($t1 - $t0, 0.001))))")
+    if [[ $mode == keepalive ]]; then
+        # New connections among the transfers: a handful, or the run measured handshakes.
+        log "curl keep-alive: $(awk '{c += $2} END {print c + 0}' "$WORK/curl.out") connections for ${ok:-0} requests"
+    fi
     gen_json "${ok:-0}" "$(python3 -c "print($t1 - $t0)")"
 }
 
@@ -459,7 +468,7 @@ generate() {
     case $1 in
         certgate) bench "$2" "$3" "$4" ;;
         s_time) gen_s_time "$2" "$4" ;;
-        curl) gen_curl "$2" "$4" ;;
+        curl) gen_curl "$2" "$4" "$3" ;;
         *) die "unknown generator $1" ;;
     esac
 }
@@ -492,7 +501,11 @@ for server in $SERVERS; do
         >"$WORK/suite.$server" || true
     for generator in $GENERATORS; do
     gen_modes=$MODES
-    [[ $generator == certgate ]] || gen_modes=handshake
+    case $generator in
+        certgate) ;;
+        curl) gen_modes=$(printf '%s\n' $MODES | grep -xE 'handshake|keepalive' | tr '\n' ' ') ;;
+        *) gen_modes=handshake ;;
+    esac
     for mode in $gen_modes; do
         log "round $round: $server / $generator / $mode: warm-up ${WARMUP}s, then ${DURATION}s"
         generate "$generator" "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
