@@ -3,8 +3,9 @@
 //!
 //! The crate is laid out by job: [`config`] turns a TOML file into validated runtime types once,
 //! [`tls`] terminates TLS and classifies client certificates, [`chain_cache`] keeps what a
-//! returning client chain costs once, [`identity`] extracts what a certificate says, [`mapping`] applies IIS one-to-one and many-to-one rules, [`directory`]
-//! asks Active Directory, [`decision`] decides each request for the proxy and explain alike,
+//! returning client chain costs once, [`identity`] extracts what a certificate says,
+//! [`mapping`] applies IIS one-to-one and many-to-one rules, [`directory`] asks Active
+//! Directory, [`decision`] decides each request for the proxy and explain alike,
 //! [`forward`] builds what goes to a backend, [`proxy`] runs the per-request phases and
 //! forwards, [`iis`] owns IIS vocabulary (sslFlags, status codes), [`server`] runs listeners,
 //! reloads and shutdown over the [`state`] they share, [`metrics`] names what is measured and

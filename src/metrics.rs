@@ -81,6 +81,24 @@ pub fn fixed_counters<const N: usize>(
     })
 }
 
+/// Increments the handle registered for `value` (`handles[i]` for `values[i]`), or, for a value
+/// outside `values`, the counter `lookup` finds in the registry.
+pub fn increment_among(
+    values: &[&str],
+    handles: &[Counter],
+    value: &str,
+    lookup: impl FnOnce() -> Counter,
+) {
+    match values
+        .iter()
+        .position(|v| *v == value)
+        .and_then(|i| handles.get(i))
+    {
+        Some(counter) => counter.increment(1),
+        None => lookup().increment(1),
+    }
+}
+
 /// Mapping kinds with a pre-registered `certgate_authentications_total` handle.
 const MAPPING_KINDS: [&str; 4] = ["one_to_one", "many_to_one", "active_directory", "anonymous"];
 /// Backend failure kinds.
@@ -182,12 +200,15 @@ impl SiteMetrics {
 
     /// Counts a connection's client-certificate verdict: `absent`, `valid`, or an IIS code.
     pub fn client_certificate(&self, outcome: &str) {
-        match CERTIFICATE_OUTCOMES.iter().position(|o| *o == outcome) {
-            Some(i) => self.handles().client_certificates[i].increment(1),
-            None => metrics::counter!(CLIENT_CERTIFICATES, "site" => self.site.clone(),
-                "outcome" => outcome.to_owned())
-            .increment(1),
-        }
+        increment_among(
+            &CERTIFICATE_OUTCOMES,
+            &self.handles().client_certificates,
+            outcome,
+            || {
+                metrics::counter!(CLIENT_CERTIFICATES, "site" => self.site.clone(),
+                    "outcome" => outcome.to_owned())
+            },
+        );
     }
 
     /// Counts an authenticated request by mapping kind.
@@ -214,16 +235,12 @@ impl SiteMetrics {
         handles: &[Counter],
         kind: &'static str,
     ) {
-        match kinds
-            .iter()
-            .position(|k| *k == kind)
-            .and_then(|i| handles.get(i))
-        {
-            Some(counter) => counter.increment(1),
-            None => {
-                metrics::counter!(metric, "site" => self.site.clone(), "kind" => kind).increment(1)
-            }
-        }
+        increment_among(
+            kinds,
+            handles,
+            kind,
+            || metrics::counter!(metric, "site" => self.site.clone(), "kind" => kind),
+        );
     }
 
     /// Records the backend's response-header latency.

@@ -201,7 +201,7 @@ const LISTEN_BACKLOG: u32 = 1024;
 /// A client-facing listener. Its sockets get `TCP_NODELAY` (every record and response is
 /// written whole, so Nagle would only delay the last segment) from the listening socket, which
 /// Linux copies to each accepted one: a system call fewer per connection.
-pub fn https_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+fn https_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

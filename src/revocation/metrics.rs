@@ -69,10 +69,12 @@ pub fn check(outcome: &'static str) {
     const OUTCOMES: [&str; 3] = ["good", "revoked", "unknown"];
     static HANDLES: OnceLock<[Counter; 3]> = OnceLock::new();
     let handles = crate::metrics::fixed_counters(&HANDLES, CHECKS, "outcome", OUTCOMES);
-    match OUTCOMES.iter().position(|o| *o == outcome) {
-        Some(i) => handles[i].increment(1),
-        None => metrics::counter!(CHECKS, "outcome" => outcome).increment(1),
-    }
+    crate::metrics::increment_among(
+        &OUTCOMES,
+        handles,
+        outcome,
+        || metrics::counter!(CHECKS, "outcome" => outcome),
+    );
 }
 
 /// Records the end of a background refresh.
