@@ -15,9 +15,10 @@
 # mode only) and `curl` (handshake mode: curl --parallel --no-sessionid with Connection: close,
 # a full handshake plus one proxied HTTP/1.1 request per connection; keepalive mode: the same
 # curl without them, so its parallel transfers reuse up to -c connections, each carrying
-# thousands of requests, and the handshakes weigh a few percent at most). Each generator measures each server in each of
-# -r rounds (servers interleaved per round), and the summary prints every round's ratio and the
-# spread. With -f the in-process handshake floor (benches/handshake.rs) runs in the same
+# thousands of requests, and the handshakes weigh a few percent at most). Each generator measures
+# each server in each of -r rounds: the servers of one generator and mode run back to back, each
+# in a fresh process, in an order reversed every other round, and the summary prints every
+# round's ratio of certgate to each other proxy and the spread. With -f the in-process handshake floor (benches/handshake.rs) runs in the same
 # session on the server core with the same keys.
 #
 # Placement (override with env): load generator on core 0, proxy and backend on core 1.
@@ -26,6 +27,9 @@
 #
 # Usage: benches/compare.sh [-d SECS] [-c CONNS] [-m "handshake keepalive"] [-s "nginx certgate"]
 #                           [-g "certgate s_time curl"] [-r ROUNDS] [-f] [-k]
+#   -s haproxy: Debian's HAProxy 2.6 (OpenSSL 3.0) on the same job, one thread.
+#   -s nginx-default-upstream: nginx with proxy_pass's defaults (HTTP/1.0, a new backend
+#      connection per request) instead of a keep-alive upstream; what an untuned nginx costs.
 #   -s certgate-kerberos: certgate with Kerberos to the backend (S4U as EXAMPLE\alice, warm
 #      ticket cache) and connection-bound authentication (`persist_auth`, the default): each
 #      backend connection carries one Negotiate token, on its first request; the backend (nginx)
@@ -70,7 +74,7 @@
 #      SUITES= to run each server on its own default). The summary prints the suite an OpenSSL
 #      client ends up with on each server.
 #
-# Needs: nginx (apt-get install nginx-light), openssl, taskset (util-linux), python3, a Rust
+# Needs: nginx (apt-get install nginx-light), haproxy for -s haproxy, openssl, taskset (util-linux), python3, a Rust
 # toolchain unless CERTGATE_BIN is set. Everything runs as the current user in a temp dir.
 set -euo pipefail
 
@@ -115,6 +119,7 @@ CERTGATE_PORT=$((PORT_BASE + 1))
 BACKEND_PORT=$((PORT_BASE + 2))
 ADMIN_PORT=$((PORT_BASE + 3))
 CDP_PORT=$((PORT_BASE + 4))
+HAPROXY_PORT=$((PORT_BASE + 5))
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib/revocation_pki.sh
 source "$REPO/benches/lib/revocation_pki.sh"
@@ -128,6 +133,8 @@ for tool in openssl taskset python3; do
 done
 NGINX_BIN=${NGINX_BIN:-$(command -v nginx || true)}
 [[ -n $NGINX_BIN ]] || die "nginx not found (apt-get install -y nginx-light)"
+HAPROXY_BIN=${HAPROXY_BIN:-$(command -v haproxy || true)}
+[[ " $SERVERS " != *" haproxy "* || -n $HAPROXY_BIN ]] || die "haproxy not found (apt-get install -y haproxy)"
 [[ $(nproc) -ge 2 ]] || log "warning: fewer than 2 CPUs; pinning will overlap"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/certgate-compare.XXXXXX")
@@ -171,7 +178,7 @@ wait_port() {
     die "$name did not listen on 127.0.0.1:$port within 10 s"
 }
 
-for port in "$NGINX_PORT" "$CERTGATE_PORT" "$BACKEND_PORT" "$ADMIN_PORT" "$CDP_PORT"; do
+for port in "$NGINX_PORT" "$CERTGATE_PORT" "$BACKEND_PORT" "$ADMIN_PORT" "$CDP_PORT" "$HAPROXY_PORT"; do
     port_free "$port" || die "port $port is in use; set PORT_BASE"
 done
 
@@ -273,11 +280,23 @@ fi
 # --- the two proxies --------------------------------------------------------------------------
 declare -A SERVER_PID SERVER_PORT
 
+# nginx: a keep-alive upstream (the tuned set-up, like certgate's backend pool). nginx-default-
+# upstream: proxy_pass with nginx's defaults, HTTP/1.0 and a new backend connection per request,
+# as many nginx configurations run it.
 start_nginx_proxy() {
-    nginx_conf "$WORK/nginx" "    upstream backend {
+    local name=${1:-nginx} upstream location
+    upstream="    upstream backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
-    }
+    }"
+    location="            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_pass http://backend;"
+    if [[ $name == nginx-default-upstream ]]; then
+        upstream=
+        location="            proxy_pass http://127.0.0.1:$BACKEND_PORT;"
+    fi
+    nginx_conf "$WORK/nginx" "$upstream
     server {
         listen 127.0.0.1:$NGINX_PORT ssl;
         server_name localhost;
@@ -290,17 +309,54 @@ ${SUITES:+ssl_prefer_server_ciphers on;
         ssl_verify_client on;
         ssl_verify_depth 2;
         location / {
-            proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
             proxy_set_header X-Client-Cert-Subject \$ssl_client_s_dn;
             proxy_set_header X-Client-Cert \$ssl_client_escaped_cert;
-            proxy_pass http://backend;
+$location
         }
     }"
     start_nginx nginx "$SERVER_CPU"
-    SERVER_PID[nginx]=$STARTED_PID
-    SERVER_PORT[nginx]=$NGINX_PORT
-    wait_port "$NGINX_PORT" "${SERVER_PID[nginx]}" nginx
+    SERVER_PID[$name]=$STARTED_PID
+    SERVER_PORT[$name]=$NGINX_PORT
+    wait_port "$NGINX_PORT" "${SERVER_PID[$name]}" nginx
+}
+
+# HAProxy (Debian's, OpenSSL 3.0) on the same job: one thread, TLS 1.3 only, the same
+# suites in the server's order (HAProxy's default), client certificate required from the same
+# CA, subject DN and the certificate (base64 DER) as headers, keep-alive to the backend with
+# connections shared between clients (http-reuse always), no logging.
+start_haproxy_proxy() {
+    local dir=$WORK/haproxy
+    mkdir -p "$dir"
+    cat "$PKI/server.crt" "$PKI/server.key" >"$dir/server.pem"
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+    pidfile $dir/haproxy.pid
+${SUITES:+    ssl-default-bind-ciphersuites $SUITES}
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+    option http-keep-alive
+    http-reuse always
+frontend mtls
+    bind 127.0.0.1:$HAPROXY_PORT ssl crt $dir/server.pem ca-file $PKI/ca.crt verify required ssl-min-ver TLSv1.3 alpn http/1.1
+    http-request set-header X-Client-Cert-Subject %[ssl_c_s_dn]
+    http-request set-header X-Client-Cert %[ssl_c_der,base64]
+    default_backend backend
+backend backend
+    server b1 127.0.0.1:$BACKEND_PORT
+EOF
+    "$HAPROXY_BIN" -c -q -f "$dir/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 ||
+        die "haproxy config check failed: $(cat "$WORK/haproxy.log")"
+    taskset -c "$SERVER_CPU" "$HAPROXY_BIN" -db -f "$dir/haproxy.cfg" >>"$WORK/haproxy.log" 2>&1 &
+    SERVER_PID[haproxy]=$!
+    PIDS+=("${SERVER_PID[haproxy]}")
+    SERVER_PORT[haproxy]=$HAPROXY_PORT
+    wait_port "$HAPROXY_PORT" "${SERVER_PID[haproxy]}" haproxy
 }
 
 start_certgate_proxy() {
@@ -476,15 +532,15 @@ generate() {
 RESULTS=$WORK/results.tsv
 printf 'round\tgenerator\tserver\tmode\tjson\tserver_user_s\tserver_sys_s\tbackend_cpu_s\tcore_busy\n' >"$RESULTS"
 
-CLIENT=client
-for round in $(seq "$ROUNDS"); do
-for server in $SERVERS; do
+# Starts one proxy by name and sets CLIENT (the certificate its generator presents).
+start_server() {
     CLIENT=client
-    case $server in
-        nginx) start_nginx_proxy ;;
-        certgate | certgate-kerberos | certgate-kerberos-token) start_certgate_proxy "$server" || continue ;;
+    case $1 in
+        nginx | nginx-default-upstream) start_nginx_proxy "$1" ;;
+        haproxy) start_haproxy_proxy ;;
+        certgate | certgate-kerberos | certgate-kerberos-token) start_certgate_proxy "$1" || return 1 ;;
         certgate-revocation)
-            start_certgate_proxy "$server" || continue
+            start_certgate_proxy "$1" || return 1
             CLIENT=client-rev
             # Warm the cache: one request, which must pass and must have fetched the CRL.
             code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$PKI/ca.crt" --cert "$PKI/$CLIENT.crt" \
@@ -492,13 +548,33 @@ for server in $SERVERS; do
             [[ $code == 200 ]] || die "certgate-revocation answered $code; see $WORK/certgate.log"
             grep -q 'GET /ca.crl' "$WORK/cdp.log" || die "certgate-revocation did not fetch the CRL"
             ;;
-        *) die "unknown server $server" ;;
+        *) die "unknown server $1" ;;
     esac
     # The suite an OpenSSL client (curl's and s_time's library, AES-256 first) ends up with.
-    [[ -s $WORK/suite.$server ]] || openssl s_client -connect "127.0.0.1:${SERVER_PORT[$server]}" \
+    [[ -s $WORK/suite.$1 ]] || openssl s_client -connect "127.0.0.1:${SERVER_PORT[$1]}" \
         -servername localhost -tls1_3 -CAfile "$PKI/ca.crt" -cert "$PKI/$CLIENT.crt" \
         -key "$PKI/client.key" </dev/null 2>/dev/null | sed -n 's/.*Cipher is //p' | head -1 \
-        >"$WORK/suite.$server" || true
+        >"$WORK/suite.$1" || true
+}
+
+stop_server() {
+    if [[ $1 == certgate-kerberos* ]]; then
+        # Tokens made vs requests sent on an authenticated connection, this process.
+        curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^certgate_kerberos_backend_auth_total' |
+            sed "s/^/round $round $generator $mode $1: /" >>"$WORK/kerberos_auth.txt" || true
+    fi
+    kill -TERM "${SERVER_PID[$1]}" 2>/dev/null || true
+    wait "${SERVER_PID[$1]}" 2>/dev/null || true
+}
+
+# The servers compared on one generator and mode run back to back, each in a fresh process
+# with its own warm-up, and their order is reversed every other round (A B, B A, ...): the
+# host's speed drifts over minutes on a shared VM, and measuring the pair seconds apart, in
+# alternating order, keeps that drift out of their ratio.
+CLIENT=client
+for round in $(seq "$ROUNDS"); do
+    order=$SERVERS
+    ((round % 2 == 0)) && order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')
     for generator in $GENERATORS; do
     gen_modes=$MODES
     case $generator in
@@ -507,7 +583,9 @@ for server in $SERVERS; do
         *) gen_modes=handshake ;;
     esac
     for mode in $gen_modes; do
-        log "round $round: $server / $generator / $mode: warm-up ${WARMUP}s, then ${DURATION}s"
+    for server in $order; do
+        start_server "$server" || continue
+        log "round $round: $generator / $mode / $server: warm-up ${WARMUP}s, then ${DURATION}s"
         generate "$generator" "${SERVER_PORT[$server]}" "$mode" "$WARMUP" >/dev/null
         read -r su0 ss0 <<<"$(cpu_ticks "${SERVER_PID[$server]}")"
         read -r bu0 bs0 <<<"$(cpu_ticks "$BACKEND_PID")"
@@ -522,17 +600,11 @@ for server in $SERVERS; do
             "$(python3 -c "print(($ss1 - $ss0) / $CLK_TCK)")" \
             "$(python3 -c "print(($bu1 + $bs1 - $bu0 - $bs0) / $CLK_TCK)")" \
             "$(python3 -c "print(100 * ($busy1 - $busy0) / max($total1 - $total0, 1))")" >>"$RESULTS"
+        # One proxy at a time on the server core.
+        stop_server "$server"
     done
     done
-    if [[ $server == certgate-kerberos* ]]; then
-        # Tokens made vs requests sent on an authenticated connection, this round's process.
-        curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | grep '^certgate_kerberos_backend_auth_total' |
-            sed "s/^/round $round $server: /" >>"$WORK/kerberos_auth.txt" || true
-    fi
-    # One proxy at a time on the server core.
-    kill -TERM "${SERVER_PID[$server]}" 2>/dev/null || true
-    wait "${SERVER_PID[$server]}" 2>/dev/null || true
-done
+    done
 done
 
 PROFILE_OUT=$WORK/profile.txt
@@ -618,19 +690,23 @@ for (rnd, gen, server, mode), v in sorted(rows.items(), key=lambda kv: (kv[0][1]
           f"{v['cpu']:>10.1f} {v['user']:>6.1f} {v['sys']:>6.1f} {v['backend']:>10.1f} {v['core']:>6.0f} "
           f"{v['gen']:>5.0f} {v['resumed']:>5.0f} {v['errors']:>4}")
 
-pairs = {}
-for (rnd, gen, server, mode), v in rows.items():
-    if server == "certgate" and (rnd, gen, "nginx", mode) in rows:
-        n = rows[(rnd, gen, "nginx", mode)]
-        pairs.setdefault((gen, mode), []).append((v["cpu"] / n["cpu"], v["user"] / n["user"] if n["user"] else float("nan"), v["sys"] / n["sys"] if n["sys"] else float("nan"), v["cpu"], n["cpu"]))
-if pairs:
-    print("\ncertgate / nginx server CPU per request, each round and the spread (< 1 favours certgate)")
-    print(f"{'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   certgate µs / nginx µs (median)")
+# certgate against each other proxy measured (nginx, nginx-default-upstream, haproxy), round by round.
+refs = sorted({k[2] for k in rows if not k[2].startswith("certgate")})
+for ref in refs:
+    pairs = {}
+    for (rnd, gen, server, mode), v in rows.items():
+        if server == "certgate" and (rnd, gen, ref, mode) in rows:
+            n = rows[(rnd, gen, ref, mode)]
+            pairs.setdefault((gen, mode), []).append((v["cpu"] / n["cpu"], v["cpu"], n["cpu"]))
+    if not pairs:
+        continue
+    print(f"\ncertgate / {ref} server CPU per request, each round and the spread (< 1 favours certgate)")
+    print(f"{'generator':<9} {'mode':<10} {'rounds':<28} {'median':>7} {'min':>6} {'max':>6}   certgate µs / {ref} µs (median)")
     for (gen, mode), rs in sorted(pairs.items()):
         cpu = [r[0] for r in rs]
         print(f"{gen:<9} {mode:<10} {' '.join(f'{x:.2f}' for x in cpu):<28} {statistics.median(cpu):>7.2f} "
-              f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[3] for r in rs):.0f} / {statistics.median(r[4] for r in rs):.0f}")
-elif not any(k[2].startswith("certgate-") for k in rows):
+              f"{min(cpu):>6.2f} {max(cpu):>6.2f}   {statistics.median(r[1] for r in rs):.0f} / {statistics.median(r[2] for r in rs):.0f}")
+if not refs and not any(k[2].startswith("certgate-") for k in rows):
     print("\n(no ratios: only one server measured)")
 
 # A certgate variant (certgate-revocation, certgate-kerberos) against plain certgate, same rounds.
@@ -658,11 +734,10 @@ if floor:
     print("\nin-process handshake floor (server side, same keys and provider, same session):")
     for name, f in floor.items():
         print(f"  {name:<9} median {f['median_us']:.1f} µs (min {f['min_us']:.1f}, max {f['max_us']:.1f}, {int(f['rounds'])} rounds)")
-    base = floor.get("certgate") or next(iter(floor.values()))
-    for (gen, mode), rs in sorted(pairs.items()):
-        if mode == "handshake":
-            c = statistics.median(r[3] for r in rs)
-            print(f"  certgate via {gen:<8}: {c:.0f} µs per handshake = {c / base['median_us']:.2f} x the certgate floor")
+    for gen in sorted({k[1] for k in rows if k[2] == "certgate" and k[3] == "handshake"}):
+        c = statistics.median(v["cpu"] for k, v in rows.items() if k[1:] == (gen, "certgate", "handshake"))
+        ratios = ", ".join(f"{c / f['median_us']:.2f} x {name}" for name, f in floor.items())
+        print(f"  certgate via {gen:<8}: {c:.0f} µs per handshake = {ratios} floor")
 
 print("\nnegotiated (certgate bench; and the suite an OpenSSL client, as curl and s_time, got):")
 for server in sorted({k[2] for k in rows}):

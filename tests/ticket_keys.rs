@@ -293,6 +293,38 @@ async fn replicas_sharing_a_key_file_resume_each_others_sessions() {
     }
 }
 
+/// The TLS 1.3 ticket is not sent alone after the client's Finished: it leaves with the first
+/// response (one write and one segment fewer per connection), and the session still resumes.
+#[tokio::test]
+async fn the_tls13_ticket_rides_with_the_first_response() {
+    let shared = Shared::new().await;
+    let a = shared.replica("a", "").await;
+    let client = alice(&shared.pki, &rustls::version::TLS13);
+    let tls = client.connect(a.addr, "site-a.test").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut probe = [0u8; 1];
+    let early = tls.get_ref().0.try_read(&mut probe);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing is sent between the handshake and the response: {early:?}"
+    );
+    let resp = send_on(
+        tls,
+        Request::get("/")
+            .header("host", "site-a.test")
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        visit(&client, a.addr, "site-a.test").await,
+        (true, "EXAMPLE\\alice".into()),
+        "the ticket that came with the response resumes"
+    );
+}
+
 #[tokio::test]
 async fn rotation_appends_a_key_and_old_tickets_keep_resuming() {
     let shared = Shared::new().await;

@@ -10,6 +10,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::client_auth::{ClientAuth, ClientCert};
+use super::coalesce::CoalescingStream;
 
 /// What the handshake needs of a site: its rustls configuration and its client-certificate
 /// policy. The configuration's site implements it, so TLS does not depend on the configuration.
@@ -65,8 +66,8 @@ impl AcceptError {
 
 /// An accepted connection: the stream, its site, and the verdict on its client certificate.
 pub struct Accepted<S> {
-    /// The TLS stream.
-    pub stream: TlsStream<TcpStream>,
+    /// The TLS stream; the session ticket waits under it for the first response.
+    pub stream: TlsStream<CoalescingStream>,
     /// The site chosen by SNI.
     pub site: Arc<S>,
     /// Handshake facts.
@@ -81,7 +82,7 @@ pub async fn accept<S: TlsSite>(
     tcp: TcpStream,
     select: impl FnOnce(Option<&str>) -> Option<Arc<S>>,
 ) -> Result<Accepted<S>, AcceptError> {
-    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
+    let start = LazyConfigAcceptor::new(Acceptor::default(), CoalescingStream::new(tcp))
         .await
         .map_err(AcceptError::Handshake)?;
     let sni = start
@@ -90,10 +91,12 @@ pub async fn accept<S: TlsSite>(
         .map(str::to_ascii_lowercase);
     let site = select(sni.as_deref())
         .ok_or_else(|| AcceptError::UnknownSni(sni.clone().unwrap_or_default()))?;
-    let stream = start
+    let mut stream = start
         .into_stream(site.server_config())
         .await
         .map_err(AcceptError::Handshake)?;
+    let (io, conn) = stream.get_mut();
+    io.handshake_done(conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3));
     let (_, conn) = stream.get_ref();
     let info = TlsInfo {
         sni,

@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod cipher_suites;
 pub mod client_auth;
+pub mod coalesce;
 pub mod server;
 pub mod ticket_keys;
 mod verified_chains;
