@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# certgate vs nginx on the same mTLS job, side by side, on loopback.
+# certgate vs nginx (and HAProxy with -s haproxy) on the same mTLS job, side by side, on loopback.
 #
 # Both proxies terminate TLS 1.3 with an ECDSA P-256 server key, require a client certificate
 # from the same CA, and forward to the same plain-HTTP backend over a keep-alive upstream with
