@@ -571,7 +571,6 @@ stop_server() {
 # with its own warm-up, and their order is reversed every other round (A B, B A, ...): the
 # host's speed drifts over minutes on a shared VM, and measuring the pair seconds apart, in
 # alternating order, keeps that drift out of their ratio.
-CLIENT=client
 for round in $(seq "$ROUNDS"); do
     order=$SERVERS
     ((round % 2 == 0)) && order=$(printf '%s\n' $SERVERS | tac | tr '\n' ' ')

@@ -126,8 +126,8 @@ pub struct SiteMetrics {
 }
 
 struct Handles {
-    /// `outcome="ok"` handshakes by version (outer) and kind (inner).
-    handshakes: [[Counter; HANDSHAKE_KINDS.len()]; TLS_VERSIONS.len()],
+    /// `outcome="ok"` handshakes by kind (outer) and version (inner).
+    handshakes: [[Counter; TLS_VERSIONS.len()]; HANDSHAKE_KINDS.len()],
     client_certificates: [Counter; CERTIFICATE_OUTCOMES.len()],
     mappings: [Counter; MAPPING_KINDS.len()],
     backend_errors: [Counter; BACKEND_ERROR_KINDS.len()],
@@ -149,8 +149,8 @@ impl SiteMetrics {
         self.handles.get_or_init(|| {
             let site = &self.site;
             Handles {
-                handshakes: TLS_VERSIONS.map(|version| {
-                    HANDSHAKE_KINDS.map(|kind| {
+                handshakes: HANDSHAKE_KINDS.map(|kind| {
+                    TLS_VERSIONS.map(|version| {
                         metrics::counter!(TLS_HANDSHAKES, "site" => site.clone(), "outcome" => "ok",
                             "version" => version, "kind" => kind)
                     })
@@ -188,14 +188,15 @@ impl SiteMetrics {
     /// Counts a completed handshake (`outcome="ok"`).
     pub fn handshake(&self, version: &'static str, resumed: bool) {
         let kind = usize::from(resumed);
-        match TLS_VERSIONS.iter().position(|v| *v == version) {
-            Some(i) => self.handles().handshakes[i][kind].increment(1),
-            None => {
+        increment_among(
+            &TLS_VERSIONS,
+            &self.handles().handshakes[kind],
+            version,
+            || {
                 metrics::counter!(TLS_HANDSHAKES, "site" => self.site.clone(), "outcome" => "ok",
-                "version" => version, "kind" => HANDSHAKE_KINDS[kind])
-                .increment(1)
-            }
-        }
+                    "version" => version, "kind" => HANDSHAKE_KINDS[kind])
+            },
+        );
     }
 
     /// Counts a connection's client-certificate verdict: `absent`, `valid`, or an IIS code.

@@ -505,22 +505,14 @@ mod tests {
     #[tokio::test]
     async fn a_kept_path_is_still_checked_against_the_crls_every_time() {
         let ca = Authority::new("Kept paths CA").unwrap();
-        let revoked = vec![
-            ca.client(&ClientSpec {
-                serial: Some(7),
-                ..ClientSpec::new("alice")
-            })
-            .unwrap()
-            .der,
-        ];
-        let good = vec![
-            ca.client(&ClientSpec {
-                serial: Some(8),
-                ..ClientSpec::new("bob")
-            })
-            .unwrap()
-            .der,
-        ];
+        let chain = |name: &str, serial: u64| {
+            let spec = ClientSpec {
+                serial: Some(serial),
+                ..ClientSpec::new(name)
+            };
+            vec![ca.client(&spec).unwrap().der]
+        };
+        let (revoked, good) = (chain("alice", 7), chain("bob", 8));
         let crl = FileCrl {
             name: "ca.crl".into(),
             crl: Arc::new(Crl::parse(ca.crl(&[7], 7).unwrap().as_bytes()).unwrap()),

@@ -57,11 +57,6 @@ impl CoalescingStream {
         }
     }
 
-    /// Bytes held for the next write.
-    pub fn held_len(&self) -> usize {
-        self.held.len()
-    }
-
     /// Called when the handshake is complete. A TLS 1.3 ticket waits for the next write; what a
     /// TLS 1.2 handshake held (its Finished) goes out now, since that client waits for it.
     pub fn handshake_done(&mut self, tls13: bool) {
@@ -123,8 +118,8 @@ impl CoalescingStream {
             }
             let past_held = n - self.held.len();
             self.held.clear();
-            self.phase = Phase::Through;
             if past_held > 0 {
+                self.phase = Phase::Through;
                 return Poll::Ready(Ok(past_held));
             }
         }
@@ -278,7 +273,7 @@ mod tests {
             b"",
             "flushing does not release"
         );
-        assert_eq!(ours.held_len(), 6);
+        assert_eq!(ours.held.len(), 6);
         ours.write_all(b"response").await.unwrap();
         assert_eq!(readable_now(&mut peer).await, b"ticketresponse");
         ours.write_all(b"more").await.unwrap();
@@ -295,7 +290,7 @@ mod tests {
         through_client_flight(&mut ours, &mut peer).await;
         ours.handshake_done(false);
         assert_eq!(readable_now(&mut peer).await, b"ticket");
-        assert_eq!(ours.held_len(), 0);
+        assert_eq!(ours.held.len(), 0);
     }
 
     #[tokio::test]
