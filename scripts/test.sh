@@ -17,12 +17,13 @@ cd "$(dirname "$0")/.."
 bash scripts/test-tools.sh
 # tests/cli.rs opens the demo's PFX files with the openssl command; the revocation tests
 # (tests/revocation*.rs) run `openssl ca`/`openssl ocsp` (under `faketime` for OCSP answers
-# from the past or the future) and a Python CRL distribution point.
+# from the past or the future) and a Python CRL distribution point; tests/wire.rs counts the
+# segments a client socket received with `ss` (iproute2).
 if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null ||
-    ! command -v faketime >/dev/null; then
+    ! command -v faketime >/dev/null || ! command -v ss >/dev/null; then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 \
-        openssl python3 faketime >/dev/null
+        openssl python3 faketime iproute2 >/dev/null
 fi
 # --lib --bins --tests: there are no doc tests, and an empty doc-test run would be the last
 # line of the output.

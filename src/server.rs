@@ -369,8 +369,12 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(256);
+    let releaser = accepted.stream.get_ref().0.releaser();
     let activity = Activity::new(accepted.stream, Arc::clone(&clock));
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(activity), service);
+    // What hyper writes in one poll (a response and, closing, its close_notify) leaves together.
+    let connection = releaser.release_after_poll(
+        builder.serve_connection_with_upgrades(TokioIo::new(activity), service),
+    );
     tokio::pin!(connection);
     // HTTP/1 waiting for a head is also closed by the head timer; this covers HTTP/2 and a
     // connection whose version was never detected.
@@ -394,7 +398,7 @@ async fn serve_connection(
         () = shared.shutdown.cancelled() => {}
         () = idle => tracing::debug!(%peer, "closing idle connection"),
     }
-    connection.as_mut().graceful_shutdown();
+    connection.as_mut().task().graceful_shutdown();
     if let Err(e) = connection.await {
         tracing::debug!(%peer, error = %e, "connection ended with an error while closing");
     }

@@ -1,28 +1,50 @@
-//! The TLS 1.3 session ticket rides with the first response instead of going out alone.
+//! A connection's small writes leave together: one `writev` where a plain stream makes several.
 //!
-//! A TLS 1.3 server sends its session ticket as soon as it has read the client's Finished, and
-//! the response to the request that came with that Finished moments later: two writes, two
-//! segments, two wake-ups of the client, for a message the client does not need until it
-//! reconnects. [`CoalescingStream`] sits under rustls and holds the writes the handshake makes
-//! after the client's second flight; the first write after the handshake sends them along in
-//! the same `writev`. Measured with one client connection at a time (`certgate bench -c 1`),
-//! sending no ticket at all saved about a tenth of a full handshake's server CPU; resumption
-//! needs the ticket, so it is still made, and what holding it saves is its own write, segment
-//! and client wake-up (one `writev` fewer per connection).
+//! Two groups of writes are merged, each saving a system call, a segment and a wake-up of the
+//! client, which on a full handshake plus one request is a measurable share of the server's CPU:
+//! - **The TLS 1.3 session ticket rides with the first response.** A TLS 1.3 server sends its
+//!   ticket as soon as it has read the client's Finished, and the response moments later. The
+//!   client does not need the ticket until it reconnects, so the writes the handshake makes
+//!   after the client's second flight are held and the first write after the handshake takes
+//!   them along (with one client at a time, sending no ticket at all saved about a tenth of a
+//!   full handshake's server CPU; resumption needs the ticket, so it is still made).
+//! - **The first response leaves with what follows it in the same poll.** hyper writes a
+//!   response, flushes, and for a connection that closes after it (`Connection: close`, what
+//!   one-shot clients such as scripts, health checks and load generators send) shuts the TLS
+//!   session down in the same poll: the response and the `close_notify` alert are two writes.
+//!   [`ReleaseAfterPoll`] wraps the connection task's future; until the first response has gone
+//!   out, the stream corks small writes and the wrapper writes them out when the poll that made
+//!   them ends, so bytes never wait for anything but the end of that poll. A shutdown writes
+//!   them first; writes larger than [`CORK_LIMIT`] go out at once, with anything corked before
+//!   them. After that first release the stream writes for itself: a kept-alive connection's
+//!   later responses are single writes anyway, and cost no copy.
 //!
 //! Held bytes never keep anything from the peer: during the handshake they go out before a read
 //! would wait (a HelloRetryRequest's flight, a TLS 1.2 Finished); a TLS 1.2 connection releases
-//! them when the handshake ends (its client waits for our Finished); otherwise they leave with
-//! the next write, before a shutdown, or, if the connection is dropped first (a failed handshake
-//! whose alert was held), in a last non-blocking write. Only that one group of writes is ever
-//! held; everything after passes straight through.
+//! them when the handshake ends (its client waits for our Finished); a ticket otherwise leaves
+//! with the next write, before a shutdown, or, if the connection is dropped first (a failed
+//! handshake whose alert was held), in a last non-blocking write. A stream whose task let go of
+//! it (an upgraded connection is tunnelled by another task) stops corking, and a flush writes
+//! out what is left.
+//!
+//! The stream (owned by rustls, owned in turn by hyper) and the wrapper share the socket's sending
+//! half and the held bytes through an `Arc`: the stream is polled from inside the wrapper's poll
+//! (or, once the wrapper has let go, by whichever task holds it), so the lock is uncontended.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// Bytes corked at most; a write that would go past it goes out at once. A response of a few
+/// kilobytes with its TLS records and alerts fits; bulk transfers are not copied.
+pub const CORK_LIMIT: usize = 16 * 1024;
 
 /// Slices per `writev`: the held bytes plus what rustls passes (a few records at most).
 const MAX_SLICES: usize = 16;
@@ -33,70 +55,64 @@ enum Phase {
     Opening { wrote: bool },
     /// Handshake, after the client answered our flight: writes are held.
     Holding,
-    /// Handshake over with bytes still held: the next write takes them along.
-    Held,
-    /// Everything passes through.
-    Through,
+    /// Handshake over: writes are corked while the connection task is attached.
+    Open,
 }
 
-/// A client connection under rustls; see the module documentation.
+/// What the stream and the connection task share: the sending side of the socket.
 #[derive(Debug)]
-pub struct CoalescingStream {
-    inner: TcpStream,
-    phase: Phase,
-    held: Vec<u8>,
+struct Shared {
+    out: Mutex<Out>,
+    /// Some held bytes are corked and leave when the task's poll ends. Set and cleared with
+    /// `out` locked; the wrapper reads it without the lock to skip the lock when idle.
+    corked: AtomicBool,
 }
 
-impl CoalescingStream {
-    /// Wraps an accepted connection before its handshake.
-    pub fn new(inner: TcpStream) -> Self {
-        Self {
-            inner,
-            phase: Phase::Opening { wrote: false },
-            held: Vec::new(),
-        }
-    }
+#[derive(Debug)]
+struct Out {
+    tcp: OwnedWriteHalf,
+    /// Bytes written to the stream and not yet to the socket, in order.
+    held: Vec<u8>,
+    /// A [`ReleaseAfterPoll`] writes corked bytes out after each poll.
+    attached: bool,
+}
 
-    /// Called when the handshake is complete. A TLS 1.3 ticket waits for the next write; what a
-    /// TLS 1.2 handshake held (its Finished) goes out now, since that client waits for it.
-    pub fn handshake_done(&mut self, tls13: bool) {
-        self.phase = if self.held.is_empty() {
-            Phase::Through
-        } else if tls13 {
-            Phase::Held
-        } else {
-            self.release_now();
-            Phase::Through
-        };
-    }
-
-    /// Writes what is held without waiting. A socket that cannot take it at once (a fresh
-    /// connection's buffer always can) keeps the rest for the next write or the shutdown.
-    fn release_now(&mut self) {
-        while !self.held.is_empty() {
-            match self.inner.try_write(&self.held) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drop(self.held.drain(..n)),
-            }
-        }
-    }
-
+impl Out {
     /// Writes all held bytes; Pending (with the waker registered) while the socket is full.
-    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_release(&mut self, corked: &AtomicBool, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.held.is_empty() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held))?;
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.held))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.held.drain(..n);
         }
-        self.phase = Phase::Through;
+        self.emptied(corked);
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes what is held without waiting. A socket that cannot take it at once keeps the rest
+    /// for the next write, flush or shutdown.
+    fn release_now(&mut self, corked: &AtomicBool) {
+        while !self.held.is_empty() {
+            match self.tcp.try_write(&self.held) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drop(self.held.drain(..n)),
+            }
+        }
+        self.emptied(corked);
+    }
+
+    /// Everything held went out. The buffer goes too: an idle keep-alive connection keeps none.
+    fn emptied(&mut self, corked: &AtomicBool) {
+        self.held = Vec::new();
+        corked.store(false, Ordering::Relaxed);
     }
 
     /// The held bytes and `bufs` in one `writev`; returns how many bytes of `bufs` went out.
     fn poll_write_with_held(
         &mut self,
+        corked: &AtomicBool,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
@@ -108,7 +124,7 @@ impl CoalescingStream {
                 slices[count] = *buf;
                 count += 1;
             }
-            let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, &slices[..count]))?;
+            let n = ready!(Pin::new(&mut self.tcp).poll_write_vectored(cx, &slices[..count]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -117,21 +133,94 @@ impl CoalescingStream {
                 continue;
             }
             let past_held = n - self.held.len();
-            self.held.clear();
+            self.emptied(corked);
             if past_held > 0 {
-                self.phase = Phase::Through;
                 return Poll::Ready(Ok(past_held));
             }
         }
-        self.phase = Phase::Through;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl Shared {
+    fn out(&self) -> MutexGuard<'_, Out> {
+        // Nothing panics while the lock is held; a poisoned lock still guards consistent bytes.
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The task lets go: later writes pass straight through, and what is corked leaves now if
+    /// the socket takes it (otherwise with the stream's next write, flush or shutdown).
+    fn detach(&self) {
+        let mut out = self.out();
+        out.attached = false;
+        if self.corked.load(Ordering::Relaxed) {
+            out.release_now(&self.corked);
+        }
+    }
+}
+
+/// A client connection under rustls; see the module documentation.
+#[derive(Debug)]
+pub struct CoalescingStream {
+    read: OwnedReadHalf,
+    shared: Arc<Shared>,
+    phase: Phase,
+}
+
+impl CoalescingStream {
+    /// Wraps an accepted connection before its handshake.
+    pub fn new(tcp: TcpStream) -> Self {
+        let (read, write) = tcp.into_split();
+        Self {
+            read,
+            shared: Arc::new(Shared {
+                out: Mutex::new(Out {
+                    tcp: write,
+                    held: Vec::new(),
+                    attached: false,
+                }),
+                corked: AtomicBool::new(false),
+            }),
+            phase: Phase::Opening { wrote: false },
+        }
+    }
+
+    /// Called when the handshake is complete. A TLS 1.3 ticket waits for the next write; what a
+    /// TLS 1.2 handshake held (its Finished) goes out now, since that client waits for it.
+    pub fn handshake_done(&mut self, tls13: bool) {
+        if !tls13 {
+            self.shared.out().release_now(&self.shared.corked);
+        }
+        self.phase = Phase::Open;
+    }
+
+    /// What the connection's task needs to write out corked bytes: take it before the stream
+    /// moves into the task.
+    pub fn releaser(&self) -> Releaser {
+        Releaser(Arc::clone(&self.shared))
+    }
+}
+
+/// The connection task's share of a [`CoalescingStream`].
+#[derive(Debug)]
+pub struct Releaser(Arc<Shared>);
+
+impl Releaser {
+    /// Wraps the future of the task that serves the connection: from now on the stream corks
+    /// small writes and the wrapper writes them out after every poll of `task`.
+    pub fn release_after_poll<F: Future>(self, task: F) -> ReleaseAfterPoll<F> {
+        self.0.out().attached = true;
+        ReleaseAfterPoll {
+            task,
+            shared: Some(self.0),
+        }
     }
 }
 
 impl Drop for CoalescingStream {
     fn drop(&mut self) {
         // A failed handshake's held alert: the client should still learn why.
-        self.release_now();
+        self.shared.out().release_now(&self.shared.corked);
     }
 }
 
@@ -143,16 +232,17 @@ impl AsyncRead for CoalescingStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        match Pin::new(&mut this.read).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if this.phase == (Phase::Opening { wrote: true }) && buf.filled().len() > before {
                     this.phase = Phase::Holding;
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending if this.phase == Phase::Holding && !this.held.is_empty() => {
+            Poll::Pending if this.phase == Phase::Holding => {
                 // The handshake waits for the client, which may be waiting for these bytes.
-                ready!(this.poll_release(cx))?;
+                let shared = &*this.shared;
+                ready!(shared.out().poll_release(&shared.corked, cx))?;
                 Poll::Pending
             }
             other => other,
@@ -175,22 +265,32 @@ impl AsyncWrite for CoalescingStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.phase {
-            Phase::Through => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+        let shared = &*this.shared;
+        let mut out = shared.out();
+        let hold = match this.phase {
             Phase::Opening { .. } => {
                 this.phase = Phase::Opening { wrote: true };
-                Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+                false
             }
-            Phase::Holding => {
-                let mut n = 0;
-                for buf in bufs {
-                    this.held.extend_from_slice(buf);
-                    n += buf.len();
+            Phase::Holding => true,
+            Phase::Open => {
+                let len = bufs.iter().map(|b| b.len()).sum::<usize>();
+                let cork = out.attached && out.held.len() + len <= CORK_LIMIT;
+                if cork {
+                    shared.corked.store(true, Ordering::Relaxed);
                 }
-                Poll::Ready(Ok(n))
+                cork
             }
-            Phase::Held => this.poll_write_with_held(cx, bufs),
+        };
+        if !hold {
+            return out.poll_write_with_held(&shared.corked, cx, bufs);
         }
+        let mut n = 0;
+        for buf in bufs {
+            out.held.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -198,133 +298,80 @@ impl AsyncWrite for CoalescingStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        match this.phase {
-            // Holding is the point: the bytes wait for the next write, whoever flushes.
-            Phase::Holding | Phase::Held => Poll::Ready(Ok(())),
-            Phase::Opening { .. } | Phase::Through => Pin::new(&mut this.inner).poll_flush(cx),
+        let shared = &*self.shared;
+        // Attached, the end of the poll writes corked bytes; a ticket waits for the next write.
+        if shared.corked.load(Ordering::Relaxed) {
+            let mut out = shared.out();
+            if !out.attached {
+                return out.poll_release(&shared.corked, cx);
+            }
         }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_release(cx))?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        let shared = &*self.shared;
+        let mut out = shared.out();
+        ready!(out.poll_release(&shared.corked, cx))?;
+        Pin::new(&mut out.tcp).poll_shutdown(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a connection's task, writing out what its stream corked after every poll;
+    /// see the module documentation.
+    pub struct ReleaseAfterPoll<F> {
+        #[pin]
+        task: F,
+        shared: Option<Arc<Shared>>,
+    }
+
+    impl<F> PinnedDrop for ReleaseAfterPoll<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // An upgraded stream lives on in another task: it must not wait for our polls.
+            if let Some(shared) = this.project().shared.take() {
+                shared.detach();
+            }
+        }
+    }
+}
+
+impl<F> ReleaseAfterPoll<F> {
+    /// The wrapped future, to act on it (a graceful shutdown).
+    pub fn task(self: Pin<&mut Self>) -> Pin<&mut F> {
+        self.project().task
+    }
+}
+
+impl<F: Future> Future for ReleaseAfterPoll<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let result = this.task.poll(cx);
+        if result.is_ready() {
+            // The stream is done or handed over (an upgrade); it no longer waits for us.
+            if let Some(shared) = this.shared.take() {
+                shared.detach();
+            }
+        } else if let Some(shared) = this.shared.as_ref()
+            && shared.corked.load(Ordering::Relaxed)
+        {
+            let mut out = shared.out();
+            // Pending: the socket is full, and the waker is registered for when it is not.
+            if out.poll_release(&shared.corked, cx).is_ready() {
+                // The first response went out (or, on an error, the bytes go back to the stream,
+                // whose next write, flush or shutdown reports it): from now on the stream writes
+                // for itself, so a kept-alive connection's later responses cost no copy.
+                out.attached = false;
+                drop(out);
+                *this.shared = None;
+            }
+        }
+        result
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpListener;
-
-    use super::*;
-
-    /// A connected pair: our side wrapped, the peer plain.
-    async fn pair() -> (CoalescingStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (peer, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (CoalescingStream::new(accepted.unwrap().0), peer.unwrap())
-    }
-
-    /// Everything the peer can read right now, without waiting.
-    async fn readable_now(peer: &mut TcpStream) -> Vec<u8> {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match peer.try_read(&mut buf) {
-                Ok(0) | Err(_) => return got,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    }
-
-    /// The TLS 1.3 shape: client hello, our flight, the client's flight, then the ticket.
-    async fn through_client_flight(ours: &mut CoalescingStream, peer: &mut TcpStream) {
-        peer.write_all(b"hello").await.unwrap();
-        let mut buf = [0u8; 5];
-        ours.read_exact(&mut buf).await.unwrap();
-        ours.write_all(b"flight").await.unwrap();
-        ours.flush().await.unwrap();
-        assert_eq!(
-            readable_now(peer).await,
-            b"flight",
-            "the first flight is not held"
-        );
-        peer.write_all(b"finished").await.unwrap();
-        let mut buf = [0u8; 8];
-        ours.read_exact(&mut buf).await.unwrap();
-        ours.write_all(b"ticket").await.unwrap();
-        ours.flush().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_tls13_ticket_goes_out_with_the_first_response_in_order() {
-        let (mut ours, mut peer) = pair().await;
-        through_client_flight(&mut ours, &mut peer).await;
-        ours.handshake_done(true);
-        ours.flush().await.unwrap();
-        assert_eq!(
-            readable_now(&mut peer).await,
-            b"",
-            "flushing does not release"
-        );
-        assert_eq!(ours.held.len(), 6);
-        ours.write_all(b"response").await.unwrap();
-        assert_eq!(readable_now(&mut peer).await, b"ticketresponse");
-        ours.write_all(b"more").await.unwrap();
-        assert_eq!(
-            readable_now(&mut peer).await,
-            b"more",
-            "later writes pass through"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_tls12_handshake_releases_its_finished_at_once() {
-        let (mut ours, mut peer) = pair().await;
-        through_client_flight(&mut ours, &mut peer).await;
-        ours.handshake_done(false);
-        assert_eq!(readable_now(&mut peer).await, b"ticket");
-        assert_eq!(ours.held.len(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_read_that_would_wait_during_the_handshake_releases_first() {
-        let (mut ours, mut peer) = pair().await;
-        through_client_flight(&mut ours, &mut peer).await;
-        // Still handshaking (a HelloRetryRequest's second flight looks like this): waiting for
-        // the client must not leave it waiting for us.
-        let mut buf = [0u8; 4];
-        let read = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            ours.read_exact(&mut buf),
-        );
-        assert!(read.await.is_err(), "nothing to read yet");
-        assert_eq!(readable_now(&mut peer).await, b"ticket");
-        ours.write_all(b"next").await.unwrap();
-        assert_eq!(readable_now(&mut peer).await, b"next");
-    }
-
-    #[tokio::test]
-    async fn shutdown_and_drop_deliver_what_is_held() {
-        let (mut ours, mut peer) = pair().await;
-        through_client_flight(&mut ours, &mut peer).await;
-        ours.handshake_done(true);
-        ours.shutdown().await.unwrap();
-        let mut rest = Vec::new();
-        peer.read_to_end(&mut rest).await.unwrap();
-        assert_eq!(rest, b"ticket");
-
-        let (mut ours, mut peer) = pair().await;
-        through_client_flight(&mut ours, &mut peer).await;
-        drop(ours);
-        let mut rest = Vec::new();
-        peer.read_to_end(&mut rest).await.unwrap();
-        assert_eq!(rest, b"ticket", "a held alert still reaches the client");
-    }
-}
+#[path = "coalesce_tests.rs"]
+mod tests;
