@@ -371,7 +371,7 @@ async fn serve_connection(
         .max_concurrent_streams(256);
     let releaser = accepted.stream.get_ref().0.releaser();
     let activity = Activity::new(accepted.stream, Arc::clone(&clock));
-    // What hyper writes in one poll (a response and, closing, its close_notify) leaves together.
+    // The first response leaves with what the same poll writes after it (closing: close_notify).
     let connection = releaser.release_after_poll(
         builder.serve_connection_with_upgrades(TokioIo::new(activity), service),
     );

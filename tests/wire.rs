@@ -55,12 +55,7 @@ async fn trickling_backend() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let (finish, finish_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let (mut tcp, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            tcp.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
+        support::read_head(&mut tcp).await;
         tcp.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
             .await
             .unwrap();

@@ -329,10 +329,15 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for ReleaseAfterPoll<F> {
         fn drop(this: Pin<&mut Self>) {
             // An upgraded stream lives on in another task: it must not wait for our polls.
-            if let Some(shared) = this.project().shared.take() {
-                shared.detach();
-            }
+            let_go(this.project().shared);
         }
+    }
+}
+
+/// The wrapper stops releasing: the stream writes for itself from now on.
+fn let_go(shared: &mut Option<Arc<Shared>>) {
+    if let Some(shared) = shared.take() {
+        shared.detach();
     }
 }
 
@@ -349,24 +354,18 @@ impl<F: Future> Future for ReleaseAfterPoll<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let result = this.task.poll(cx);
-        if result.is_ready() {
-            // The stream is done or handed over (an upgrade); it no longer waits for us.
-            if let Some(shared) = this.shared.take() {
-                shared.detach();
-            }
-        } else if let Some(shared) = this.shared.as_ref()
-            && shared.corked.load(Ordering::Relaxed)
-        {
-            let mut out = shared.out();
-            // Pending: the socket is full, and the waker is registered for when it is not.
-            if out.poll_release(&shared.corked, cx).is_ready() {
-                // The first response went out (or, on an error, the bytes go back to the stream,
-                // whose next write, flush or shutdown reports it): from now on the stream writes
-                // for itself, so a kept-alive connection's later responses cost no copy.
-                out.attached = false;
-                drop(out);
-                *this.shared = None;
-            }
+        // Let go once the task is done or has handed the stream over (an upgrade), and once the
+        // first response went out: a kept-alive connection's later responses are single writes,
+        // which the stream makes itself at no copy. On an error the bytes stay with the stream,
+        // whose next write, flush or shutdown reports it. Pending: the socket is full, and the
+        // waker is registered for when it is not.
+        let done = result.is_ready()
+            || this.shared.as_ref().is_some_and(|shared| {
+                shared.corked.load(Ordering::Relaxed)
+                    && shared.out().poll_release(&shared.corked, cx).is_ready()
+            });
+        if done {
+            let_go(this.shared);
         }
         result
     }

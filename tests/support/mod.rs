@@ -408,6 +408,17 @@ pub async fn send_on(
     })
 }
 
+/// Reads an HTTP/1.1 head up to its blank line, byte by byte, so nothing after it is consumed.
+pub async fn read_head(io: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        io.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    head
+}
+
 /// Writes raw HTTP/1.1 bytes on a TLS connection and reads until the server closes.
 pub async fn raw_http1(client: &Client, addr: SocketAddr, sni: &str, request: &str) -> String {
     let mut tls = client.connect(addr, sni).await.unwrap();
