@@ -58,7 +58,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=benches/lib/revocation_pki.sh
 source "$REPO/benches/lib/revocation_pki.sh"
 BIN=${CERTGATE_BIN:-$REPO/target/release/certgate}
-[[ -x $BIN ]] || { echo "no $BIN: cargo build --release, or set CERTGATE_BIN" >&2; exit 1; }
+[[ -x $BIN ]] || { echo "no $BIN: cargo build --release --features kerberos, or set CERTGATE_BIN" >&2; exit 1; }
 command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     -o DPkg::Lock::Timeout=900 --no-install-recommends valgrind >&2
 if [[ " ${VARIANTS[*]} " == *" certgate-kerberos"* && -z ${KRB_BACKEND_SPN:-} ]]; then

@@ -184,8 +184,11 @@ done
 
 # --- certgate binary -------------------------------------------------------------------------
 if [[ -z ${CERTGATE_BIN:-} ]]; then
-    log "building certgate (cargo build --release)"
-    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
+    features=()
+    # Only the Kerberos servers need the feature (and libkrb5-dev + libclang to build it).
+    [[ " $SERVERS " != *" certgate-kerberos"* ]] || features=(--features kerberos)
+    log "building certgate (cargo build --release ${features[*]})"
+    (cd "$REPO" && cargo build --release --quiet "${features[@]}") || die "cargo build --release failed"
     CERTGATE_BIN=$REPO/target/release/certgate
 fi
 "$CERTGATE_BIN" bench --help >/dev/null 2>&1 || die "$CERTGATE_BIN has no 'bench' subcommand"

@@ -3,12 +3,14 @@
 # tests against a throwaway Samba AD DC on loopback (installed from Debian's packages and
 # provisioned on first use; run as root). Extra arguments go to `cargo test`.
 #
-# A full run (no arguments) then runs the container test, scripts/container-test.sh: it builds
-# the image from docker/Dockerfile with the debug binary `cargo test` just built and proves a
-# request with a client certificate goes through the running container (podman; installed on
-# first use), then scripts/kube-test.sh, which plays deploy/kubernetes/certgate.yaml with the
-# same image, and scripts/compose-test.sh (docker/compose.yml with podman-compose, Samba AD
-# included). CERTGATE_SKIP_CONTAINER_TEST=1 skips all three; a filtered run (any arguments) too.
+# Kerberos to the backend is built in (`--features kerberos`; scripts/build-deps.sh installs
+# what that build needs). A full run (no arguments) then runs the container test,
+# scripts/container-test.sh: it builds the image from docker/Dockerfile with the debug binary
+# `cargo test` just built and proves a request with a client certificate goes through the
+# running container (podman; installed on first use), then scripts/kube-test.sh, which plays
+# deploy/kubernetes/certgate.yaml with the same image, and scripts/compose-test.sh
+# (docker/compose.yml with podman-compose, Samba AD included). CERTGATE_SKIP_CONTAINER_TEST=1
+# skips all three; a filtered run (any arguments) too.
 #
 #   bash scripts/test.sh
 #   bash scripts/test.sh --test proxy
@@ -25,12 +27,14 @@ if ! command -v openssl >/dev/null || ! command -v python3 >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 \
         openssl python3 faketime iproute2 >/dev/null
 fi
+# Kerberos to the backend is built in for the tests: its build dependencies.
+bash scripts/build-deps.sh
 # --lib --bins --tests: there are no doc tests, and an empty doc-test run would be the last
-# line of the output.
+# line of the output. Everything runs with Kerberos built in (tests/kerberos*.rs need it).
 if [ $# -gt 0 ]; then
-    bash scripts/with-ad.sh cargo test --locked "$@"
+    bash scripts/with-ad.sh cargo test --locked --features kerberos "$@"
 else
-    bash scripts/with-ad.sh cargo test --locked --lib --bins --tests
+    bash scripts/with-ad.sh cargo test --locked --features kerberos --lib --bins --tests
 fi
 
 if [ $# -gt 0 ]; then

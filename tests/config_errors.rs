@@ -472,7 +472,9 @@ async fn pfx_server_certificates() {
 
 /// Kerberos `mode = "password"` logs each user on with the mapping's password: at load time,
 /// every mapping of such a scope without one is an error naming it (a table row by its file and
-/// line); an s4u scope needs none.
+/// line); an s4u scope needs none. (A build without the `kerberos` feature refuses the whole
+/// section instead: `kerberos::config`'s unit tests.)
+#[cfg(feature = "kerberos")]
 #[test]
 fn kerberos_password_mode_needs_each_mappings_password() {
     let dir = dir_with_pki();

@@ -6,7 +6,7 @@
 //! `scripts/test.sh` runs every test through it):
 //!
 //! ```sh
-//! bash scripts/with-ad.sh cargo test --test kerberos
+//! bash scripts/with-ad.sh cargo test --features kerberos --test kerberos
 //! ```
 //!
 //! `KRB5_CONFIG` is process-global for MIT krb5, so the whole test binary uses the one

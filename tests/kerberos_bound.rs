@@ -2,7 +2,7 @@
 //! KDC and Apache mod_auth_gssapi (see tests/kerberos.rs):
 //!
 //! ```sh
-//! bash scripts/with-ad.sh cargo test --test kerberos_bound
+//! bash scripts/with-ad.sh cargo test --features kerberos --test kerberos_bound
 //! ```
 //!
 //! Apache keeps a connection authenticated under `/bound` (`GssapiConnectionBound On`, as IIS

@@ -178,7 +178,7 @@ impl KerberosSettings {
             issues.push(ConfigIssue::new(
                 key.to_owned(),
                 "this certgate was built without the `kerberos` feature (MIT GSS-API); \
-                 rebuild with default features to use Kerberos to the backend",
+                 rebuild with `--features kerberos` to use Kerberos to the backend",
             ));
         }
         let realm = raw.realm.trim().to_owned();
@@ -376,6 +376,27 @@ mod tests {
         assert!(keys.contains(&"kerberos.realm"), "{keys:?}");
         assert!(keys.contains(&"kerberos.principal"), "{keys:?}");
         assert!(keys.contains(&"kerberos"), "{keys:?}");
+    }
+
+    /// A plain `cargo build` has no Kerberos: the section is refused with the way to get it,
+    /// never accepted and left to fail on the first request.
+    #[cfg(not(feature = "kerberos"))]
+    #[test]
+    fn a_build_without_the_feature_refuses_the_section_and_says_how_to_build_it() {
+        let env = |v: &str| (v == "SVC_PW").then(|| "pw".to_owned());
+        let issues = KerberosSettings::from_raw(
+            &raw("realm = \"EXAMPLE.TEST\"\nprincipal = \"svc\"\npassword_env = \"SVC_PW\""),
+            Path::new("/"),
+            "kerberos",
+            env,
+        )
+        .unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "kerberos");
+        assert!(
+            issues[0].reason.contains("--features kerberos"),
+            "{issues:?}"
+        );
     }
 
     #[cfg(feature = "kerberos")]

@@ -34,12 +34,21 @@ pub fn krb() -> Option<Krb> {
         "AD_USER_PASSWORD",
     ];
     let missing: Vec<&str> = names.iter().copied().filter(|n| var(n).is_none()).collect();
-    if !missing.is_empty() {
-        let hint = format!(
-            "the test KDC and Kerberos backend are not running (missing {}). Run\n    \
-             bash scripts/with-ad.sh cargo test --test kerberos\n\
-             Set CERTGATE_SKIP_AD_TESTS=1 to skip instead.",
+    let absent = if !cfg!(feature = "kerberos") {
+        Some("these tests were built without the `kerberos` feature".to_owned())
+    } else if !missing.is_empty() {
+        Some(format!(
+            "the test KDC and Kerberos backend are not running (missing {})",
             missing.join(", ")
+        ))
+    } else {
+        None
+    };
+    if let Some(absent) = absent {
+        let hint = format!(
+            "{absent}. Run\n    \
+             bash scripts/with-ad.sh cargo test --features kerberos --test kerberos\n\
+             Set CERTGATE_SKIP_AD_TESTS=1 to skip instead."
         );
         if var("CERTGATE_SKIP_AD_TESTS").as_deref() == Some("1") {
             eprintln!("\n!!! SKIPPING Kerberos integration test: {hint}\n");
