@@ -9,8 +9,15 @@ fuzz_target!(|data: &[u8]| {
     let lines = data.iter().filter(|&&b| b == b'\n').count() + 1;
     read_table(data, |row| match row {
         Ok(row) => {
-            assert!(row.line >= 1 && row.line <= lines, "row line {} of {lines}", row.line);
-            assert!(!row.user_name.is_empty(), "a row without a user was accepted");
+            assert!(
+                row.line >= 1 && row.line <= lines,
+                "row line {} of {lines}",
+                row.line
+            );
+            assert!(
+                !row.user_name.is_empty(),
+                "a row without a user was accepted"
+            );
         }
         Err(errors) => {
             assert!(!errors.is_empty());

@@ -196,7 +196,24 @@ pub fn issuer_keys(step: &Step, anchors: &[Arc<Link>]) -> Vec<Vec<u8>> {
 /// The [`issuer_keys`] a CRL may be signed with: those of certificates whose keyUsage allows
 /// cRLSign. A CA whose certificate limits its key to other uses cannot vouch for a CRL.
 pub fn crl_keys(step: &Step, anchors: &[Arc<Link>]) -> Vec<Vec<u8>> {
-    keys_of(step, anchors, |link| link.crl_sign)
+    keys_of(step, anchors, may_sign_crls)
+}
+
+/// The configured CAs whose keys may sign a CRL from `issuer`, by the rule of [`crl_keys`], for
+/// a CRL file judged on its own (`certgate check --online`), before any chain names it.
+pub fn crl_signers<'a>(issuer: &[u8], anchors: &'a [Arc<Link>]) -> Vec<&'a Arc<Link>> {
+    let mut signers: Vec<&Arc<Link>> = Vec::new();
+    for link in anchors.iter().filter(|a| a.subject == issuer) {
+        if may_sign_crls(link) && !signers.iter().any(|s| s.spki == link.spki) {
+            signers.push(link);
+        }
+    }
+    signers
+}
+
+/// A CA whose certificate limits its key to other uses than cRLSign cannot vouch for a CRL.
+fn may_sign_crls(link: &Link) -> bool {
+    link.crl_sign
 }
 
 fn keys_of(step: &Step, anchors: &[Arc<Link>], usable: impl Fn(&Link) -> bool) -> Vec<Vec<u8>> {
@@ -272,6 +289,23 @@ mod tests {
         // Another configured certificate of the same CA that allows cRLSign lends its key.
         let keys = crl_keys(&step(&limited), &[limited.clone(), full.clone()]);
         assert_eq!(crl.verify_any(&keys), Ok(()));
-        assert_eq!(crl.verify_any(&crl_keys(&step(&full), &[full])), Ok(()));
+        assert_eq!(
+            crl.verify_any(&crl_keys(&step(&full), std::slice::from_ref(&full))),
+            Ok(())
+        );
+
+        // A CRL file judged without a chain (`check --online`) goes by the same rule.
+        let signers = crl_signers(&crl.issuer, std::slice::from_ref(&limited));
+        assert!(signers.is_empty());
+        let both = [limited.clone(), full.clone()];
+        let signers = crl_signers(&crl.issuer, &both);
+        assert_eq!(signers.len(), 1, "one key, listed once");
+        assert!(signers[0].crl_sign);
+        assert_eq!(crl.signed_by(&[signers[0].spki.as_slice()]), Ok(0));
+        assert!(
+            crl_signers(&limited.issuer, &both).len() == 1,
+            "self-signed: named by itself"
+        );
+        assert!(crl_signers(b"another name", &both).is_empty());
     }
 }

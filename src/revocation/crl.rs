@@ -168,14 +168,17 @@ impl Crl {
     /// Checks the signature with any of the issuing CA's CRL-signing keys
     /// ([`super::chain::crl_keys`]); none at all means the CA may not sign CRLs.
     pub fn verify_any(&self, keys: &[Vec<u8>]) -> Result<(), CrlError> {
+        self.signed_by(keys).map(|_| ())
+    }
+
+    /// [`Self::verify_any`], saying which of `keys` (their index) the signature verified with.
+    pub fn signed_by<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<usize, CrlError> {
         if keys.is_empty() {
             return Err(CrlError::NotCrlSigner);
         }
-        if keys.iter().any(|k| self.verify(k).is_ok()) {
-            Ok(())
-        } else {
-            Err(CrlError::Signature)
-        }
+        keys.iter()
+            .position(|k| self.verify(k.as_ref()).is_ok())
+            .ok_or(CrlError::Signature)
     }
 
     /// Whether this CRL's scope covers a certificate (RFC 5280 §6.3.3 b). `cert_cdps` are the

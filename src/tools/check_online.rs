@@ -17,7 +17,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::config::Runtime;
 use crate::revocation::cache::{CachedCrl, Store, Want};
-use crate::revocation::chain::{Link, Step, issuer_keys};
+use crate::revocation::chain::{self, Link, Step, issuer_keys};
+use crate::revocation::crl::{Crl, CrlError};
 use crate::revocation::{Depth, Revocation, ocsp};
 
 /// One URL and what it answered.
@@ -209,7 +210,7 @@ async fn site_probes(
                 "CRL",
                 url,
                 base.as_ref()
-                    .map(|c| describe(c, anchors, &want, store))
+                    .map(|c| describe(c, anchors, store))
                     .map_err(Clone::clone),
             ));
             for durl in deltas {
@@ -221,7 +222,7 @@ async fn site_probes(
                     .await
                     .and_then(|d| match &base {
                         Ok(b) if d.crl.is_delta() && b.crl.accepts_delta(&d.crl) => {
-                            Ok(describe(&d, anchors, &want, store))
+                            Ok(describe(&d, anchors, store))
                         }
                         _ => Err(format!("not a delta CRL of {url}'s CRL")),
                     });
@@ -258,25 +259,20 @@ fn file_probes(
             continue;
         }
         let crl = &file.crl;
-        let issuers: Vec<&Arc<Link>> = anchors.iter().filter(|a| a.subject == crl.issuer).collect();
-        // The proxy's rule (`chain::crl_keys`): only a key whose certificate allows cRLSign.
-        let signer = issuers
-            .iter()
-            .find(|a| a.crl_sign && crl.verify(&a.spki).is_ok());
-        let result = match signer {
-            _ if issuers.is_empty() => Err(
-                "its issuer is not among the configured client_ca certificates: it can never \
-                 apply"
+        let named = anchors.iter().find(|a| a.subject == crl.issuer);
+        let result = match (named, crl_signer(crl, anchors)) {
+            (None, _) => Err(
+                "its issuer is not among the configured client_ca certificates, so its \
+                 signature cannot be checked here; it can only apply to certificates whose \
+                 clients present that issuer in their chain"
                     .to_owned(),
             ),
-            None if !issuers.iter().any(|a| a.crl_sign) => {
-                Err(crate::revocation::crl::CrlError::NotCrlSigner.to_string())
-            }
-            None => Err(format!(
+            (Some(ca), Err(CrlError::Signature)) => Err(format!(
                 "signature does not verify with the key of any configured '{}'",
-                issuers.first().map_or_else(String::new, |a| common_name(a))
+                common_name(ca)
             )),
-            Some(signer) => {
+            (Some(_), Err(e)) => Err(e.to_string()),
+            (Some(_), Ok(signer)) => {
                 let summary = summary(crl, &common_name(signer));
                 match crl.next_update {
                     Some(next) if now > next && !revocation.policy().allow_expired_files => {
@@ -303,8 +299,17 @@ fn file_probes(
     }
 }
 
+/// The configured CA whose key the CRL's signature verifies with, by the proxy's rule
+/// ([`chain::crl_signers`]: only a key whose certificate allows cRLSign).
+fn crl_signer<'a>(crl: &Crl, anchors: &'a [Arc<Link>]) -> Result<&'a Arc<Link>, CrlError> {
+    let signers = chain::crl_signers(&crl.issuer, anchors);
+    let keys: Vec<&[u8]> = signers.iter().map(|s| s.spki.as_slice()).collect();
+    let at = crl.signed_by(&keys)?;
+    signers.get(at).copied().ok_or(CrlError::Signature)
+}
+
 /// Size, entries, signer, validity and number of a verified CRL.
-fn summary(crl: &crate::revocation::crl::Crl, signer: &str) -> String {
+fn summary(crl: &Crl, signer: &str) -> String {
     format!(
         "{} bytes, {} entr{}, signature verified with '{signer}', thisUpdate {}, nextUpdate {}, \
          CRL number {}",
@@ -320,12 +325,10 @@ fn summary(crl: &crate::revocation::crl::Crl, signer: &str) -> String {
 }
 
 /// Size, signer, validity and number of a verified CRL, and where it was kept.
-fn describe(c: &CachedCrl, anchors: &[Arc<Link>], want: &Want, store: &Arc<Store>) -> String {
+fn describe(c: &CachedCrl, anchors: &[Arc<Link>], store: &Arc<Store>) -> String {
     let crl = &c.crl;
-    let signer = anchors
-        .iter()
-        .find(|a| a.subject == want.issuer && crl.verify(&a.spki).is_ok())
-        .map_or_else(|| "?".to_owned(), |a| common_name(a));
+    // A CRL signed by an intermediate the client presented has no configured signer to name.
+    let signer = crl_signer(crl, anchors).map_or_else(|_| "?".to_owned(), |a| common_name(a));
     let mut out = summary(crl, &signer);
     if let Some(dir) = store.state_dir() {
         out.push_str(&format!(", saved in {}", dir.display()));
