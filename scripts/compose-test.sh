@@ -23,32 +23,18 @@
 # for the PKI files and for the DC itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
+TEST_NAME=compose-test
+# shellcheck source=scripts/podman-test-lib.sh
+. scripts/podman-test-lib.sh
 
-T0=$(date +%s.%N)
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-log() { printf 'compose-test: %s\n' "$*" >&2; }
-die() {
-    log "FAIL: $*"
-    printf 'compose-test: FAIL (%ss)\n' "$(elapsed "$T0")"
-    exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "run as root (podman with runc needs it)"
-BIN=$(realpath -e "${1:-target/debug/certgate}" 2>/dev/null) || die "no binary (cargo build --bin certgate)"
-WORK=$(realpath -m "${CERTGATE_CONTAINER_DIR:-$REPO/target/container-test}")
+require_root "podman with runc needs it"
+use_binary "${1:-}"
 PODMAN_COMPOSE_VERSION=1.0.6
 SAMBA_IMAGE=localhost/certgate-samba-ad:dev
 
 T=$(now)
-for pair in catatonit:catatonit openssl:openssl jq:jq curl:curl pip3:python3-pip \
-    /usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname; do
-    [ -e "${pair%%:*}" ] || command -v "${pair%%:*}" >/dev/null 2>&1 && continue
-    log "installing ${pair#*:}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 \
-        --no-install-recommends "${pair#*:}" >&2 || die "apt-get install ${pair#*:} failed"
-done
+need catatonit:catatonit openssl:openssl jq:jq curl:curl pip3:python3-pip \
+    /usr/lib/cni/dnsname:golang-github-containernetworking-plugin-dnsname
 PC_DIR=$REPO/target/podman-compose-$PODMAN_COMPOSE_VERSION
 if [ ! -f "$PC_DIR/podman_compose.py" ]; then
     log "installing podman-compose $PODMAN_COMPOSE_VERSION from PyPI into $PC_DIR"
@@ -87,23 +73,10 @@ flock -w 900 9 || die "another compose test holds $WORK/compose.lock"
 
 RUN=$WORK/compose-run
 PROJECT=certgate-compose-test
-used_ports=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
-picked=""
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        grep -qx "$p" <<<"$used_ports$picked" && continue
-        picked+=$'\n'"$p"
-        echo "$p"
-        return 0
-    done
-    die "no free port found"
-}
 export CERTGATE_HTTPS_PORT CERTGATE_ADMIN_PORT CERTGATE_LDAPS_PORT
-CERTGATE_HTTPS_PORT=$(free_port)
-CERTGATE_ADMIN_PORT=$(free_port)
-CERTGATE_LDAPS_PORT=$(free_port)
+free_port CERTGATE_HTTPS_PORT
+free_port CERTGATE_ADMIN_PORT
+free_port CERTGATE_LDAPS_PORT
 export CERTGATE_PUBLISH=127.0.0.1
 
 cleanup() {

@@ -29,27 +29,16 @@
 #   CERTGATE_KEEP_IMAGE=1       keep the previous untagged test images (default: pruned)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
+TEST_NAME=container-test
+# shellcheck source=scripts/podman-test-lib.sh
+. scripts/podman-test-lib.sh
 
-T0=$(date +%s.%N)
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-log() { printf 'container-test: %s\n' "$*" >&2; }
-die() {
-    log "FAIL: $*"
-    printf 'container-test: FAIL (%ss)\n' "$(elapsed "$T0")"
-    exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "run as root (podman with runc, debootstrap and apt need it)"
+require_root "podman with runc, debootstrap and apt need it"
 
 # --- the binary and the build context -------------------------------------------------------
-BIN_ARG=${1:-target/debug/certgate}
-BIN=$(realpath -e "$BIN_ARG" 2>/dev/null) || die "no binary at $BIN_ARG (build it first: cargo build --bin certgate)"
-[ -x "$BIN" ] || die "$BIN is not executable"
+use_binary "${1:-}"
 "$BIN" --version >/dev/null 2>&1 || die "$BIN does not run (--version failed)"
 
-WORK=$(realpath -m "${CERTGATE_CONTAINER_DIR:-$REPO/target/container-test}")
 MIRROR=${CERTGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_IMAGE=docker.io/library/debian:bookworm-slim # what docker/Dockerfile's RUNTIME_IMAGE names
 IMAGE=localhost/certgate:container-test
@@ -77,17 +66,8 @@ esac
 
 # --- packages -------------------------------------------------------------------------------
 T=$(now)
-missing=()
-for pair in podman:podman buildah:buildah runc:runc debootstrap:debootstrap curl:curl \
-    openssl:openssl jq:jq ss:iproute2 flock:util-linux; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 \
-        || die "apt-get install ${missing[*]} failed"
-fi
+need podman:podman buildah:buildah runc:runc debootstrap:debootstrap curl:curl \
+    openssl:openssl jq:jq ss:iproute2 flock:util-linux
 T_INSTALL=$(elapsed "$T")
 
 # --- podman configuration: runc, cgroupfs, host network, explicit ulimits -------------------
@@ -177,22 +157,9 @@ RUN=$WORK/run
 rm -rf "$RUN" && mkdir -p "$RUN/pki" "$RUN/etc"
 chmod 0755 "$RUN/etc"
 
-used_ports=$(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
-picked=""
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        grep -qx "$p" <<<"$used_ports$picked" && continue
-        picked+=$'\n'"$p"
-        echo "$p"
-        return 0
-    done
-    die "no free port found"
-}
-PORT=$(free_port)
-ADMIN_PORT=$(free_port)
-BACKEND_PORT=$(free_port)
+free_port PORT
+free_port ADMIN_PORT
+free_port BACKEND_PORT
 
 newkey() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "$@" 2>/dev/null; }
 issue() { # NAME SUBJECT EXTENSIONS

@@ -37,32 +37,16 @@
 #   - securityContext (uid 10001, no capabilities, read-only root) is applied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
+TEST_NAME=kube-test
+# shellcheck source=scripts/podman-test-lib.sh
+. scripts/podman-test-lib.sh
 
-T0=$(date +%s.%N)
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-log() { printf 'kube-test: %s\n' "$*" >&2; }
-die() {
-    log "FAIL: $*"
-    printf 'kube-test: FAIL (%ss)\n' "$(elapsed "$T0")"
-    exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "run as root (podman with runc needs it)"
-BIN=$(realpath -e "${1:-target/debug/certgate}" 2>/dev/null) || die "no binary (cargo build --bin certgate)"
-WORK=$(realpath -m "${CERTGATE_CONTAINER_DIR:-$REPO/target/container-test}")
+require_root "podman with runc needs it"
+use_binary "${1:-}"
 MANIFEST=$REPO/deploy/kubernetes/certgate.yaml
 
-for pair in catatonit:catatonit openssl:openssl jq:jq python3:python3; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 && continue
-    log "installing ${pair#*:}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=900 \
-        --no-install-recommends "${pair#*:}" >&2 || die "apt-get install ${pair#*:} failed"
-done
-python3 -c 'import yaml' 2>/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    -o DPkg::Lock::Timeout=900 --no-install-recommends python3-yaml >&2 \
-    || die "apt-get install python3-yaml failed"
+need catatonit:catatonit openssl:openssl jq:jq python3:python3
+python3 -c 'import yaml' 2>/dev/null || install_packages python3-yaml
 
 # shellcheck source=scripts/podman-reuse.sh
 . "$REPO/scripts/podman-reuse.sh"
