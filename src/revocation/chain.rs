@@ -202,13 +202,7 @@ pub fn crl_keys(step: &Step, anchors: &[Arc<Link>]) -> Vec<Vec<u8>> {
 /// The configured CAs whose keys may sign a CRL from `issuer`, by the rule of [`crl_keys`], for
 /// a CRL file judged on its own (`certgate check --online`), before any chain names it.
 pub fn crl_signers<'a>(issuer: &[u8], anchors: &'a [Arc<Link>]) -> Vec<&'a Arc<Link>> {
-    let mut signers: Vec<&Arc<Link>> = Vec::new();
-    for link in anchors.iter().filter(|a| a.subject == issuer) {
-        if may_sign_crls(link) && !signers.iter().any(|s| s.spki == link.spki) {
-            signers.push(link);
-        }
-    }
-    signers
+    one_per_key(named(issuer, anchors), may_sign_crls)
 }
 
 /// A CA whose certificate limits its key to other uses than cRLSign cannot vouch for a CRL.
@@ -217,14 +211,30 @@ fn may_sign_crls(link: &Link) -> bool {
 }
 
 fn keys_of(step: &Step, anchors: &[Arc<Link>], usable: impl Fn(&Link) -> bool) -> Vec<Vec<u8>> {
-    let mut keys = Vec::new();
-    let same_name = anchors.iter().filter(|a| a.subject == step.cert.issuer);
-    for link in std::iter::once(&step.issuer).chain(same_name) {
-        if usable(link) && !keys.contains(&link.spki) {
-            keys.push(link.spki.clone());
+    let candidates = std::iter::once(&step.issuer).chain(named(&step.cert.issuer, anchors));
+    one_per_key(candidates, usable)
+        .into_iter()
+        .map(|link| link.spki.clone())
+        .collect()
+}
+
+/// The configured CAs whose subject is `name`.
+fn named<'a>(name: &[u8], anchors: &'a [Arc<Link>]) -> impl Iterator<Item = &'a Arc<Link>> {
+    anchors.iter().filter(move |a| a.subject == name)
+}
+
+/// The `usable` links in order, the first of each key only.
+fn one_per_key<'a>(
+    links: impl Iterator<Item = &'a Arc<Link>>,
+    usable: impl Fn(&Link) -> bool,
+) -> Vec<&'a Arc<Link>> {
+    let mut kept: Vec<&Arc<Link>> = Vec::new();
+    for link in links {
+        if usable(link) && !kept.iter().any(|k| k.spki == link.spki) {
+            kept.push(link);
         }
     }
-    keys
+    kept
 }
 
 #[cfg(test)]
@@ -302,8 +312,9 @@ mod tests {
         assert_eq!(signers.len(), 1, "one key, listed once");
         assert!(signers[0].crl_sign);
         assert_eq!(crl.signed_by(&[signers[0].spki.as_slice()]), Ok(0));
-        assert!(
-            crl_signers(&limited.issuer, &both).len() == 1,
+        assert_eq!(
+            crl_signers(&limited.issuer, &both).len(),
+            1,
             "self-signed: named by itself"
         );
         assert!(crl_signers(b"another name", &both).is_empty());
